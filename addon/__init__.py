@@ -1,0 +1,1 @@
+"""corsgate: the CORS layer of an API gateway, as a mitmproxy addon."""

@@ -1,0 +1,361 @@
+"""The mitmproxy addon: options, hooks, commands and policy reload. No CORS logic of its own.
+
+The engine (cors.py) decides, the judge (verdict.py) diagnoses; this module moves
+facts out of flows and decisions back into them. It is the only module that
+imports mitmproxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+from mitmproxy import command, ctx, exceptions, flow, http
+from mitmproxy.log import ALERT
+
+from addon import verdict
+from addon.cors import Decision, Engine, RequestFacts, merge_vary, response_edit
+from addon.fields import split_list
+from addon.policy import DEFAULT_POLICY, PolicyError, load_policy
+from addon.responses import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, GatewayResponse, error_response
+
+logger = logging.getLogger(__name__)
+
+MODES = ("enforce", "report")
+RELOAD_INTERVAL = 1.0  # seconds between policy file checks, like mitmproxy's own script reloader
+PROBE_TIMEOUT = 3.0  # seconds to connect upstream before answering 504
+UP_FOR = 2.0  # seconds a reachable upstream is trusted without probing again
+MAX_PENDING = 100_000  # flows remembered between request and response; a bound, not a tuning knob
+BLOCKED_MARK = ":no_entry:"
+
+
+def parse_flag(name: str, value: str) -> bool:
+    """Boolean options are strings parsed here: a bad bool in --set would otherwise unload the addon silently."""
+    low = value.strip().lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}")
+
+
+def parse_mode(value: str) -> str:
+    if value not in MODES:
+        raise ValueError(f"cors_mode must be one of {', '.join(MODES)}, not {value!r}")
+    return value
+
+
+def file_signature(path: str) -> tuple[int, ...] | None:
+    """Identity + content metadata of a policy file: a rename or symlink switch to an older file changes it too."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev, st.st_ctime_ns)
+
+
+def request_facts(request: http.Request) -> RequestFacts:
+    """The request as the engine sees it."""
+    headers = request.headers
+    origin = headers.get("origin")
+    return RequestFacts(
+        method=request.method,
+        host=request.pretty_host,
+        path=request.path.split("?", 1)[0],
+        origin=origin,
+        request_method=headers.get("access-control-request-method") if origin is not None else None,
+        request_headers=tuple(split_list(headers.get_all("access-control-request-headers"))),
+        private_network=headers.get("access-control-request-private-network", "").strip().lower() == "true",
+        authorization="authorization" in headers,
+    )
+
+
+def make_response(made: GatewayResponse, decision: Decision, server: str | None) -> http.Response:
+    """A mitmproxy response from a gateway-made one, with its CORS headers and gateway headers."""
+    response = http.Response.make(made.status, made.body, list((k.encode(), v.encode()) for k, v in made.headers))
+    if decision.cors is not None:
+        apply_edit(response.headers, decision)
+    if decision.request_id:
+        response.headers["X-Request-Id"] = decision.request_id
+    if server:
+        response.headers["Server"] = server
+    return response
+
+
+def apply_edit(headers: http.Headers, decision: Decision) -> None:
+    """Put a decision's CORS headers on a response (DESIGN §4.3)."""
+    edit = response_edit(decision.cors, [(k.decode("latin-1"), "") for k, _ in headers.fields])
+    if edit.strip_cors:
+        for name in {k.decode("latin-1").lower() for k, _ in headers.fields}:
+            if name.startswith("access-control-"):
+                del headers[name]
+    for name, value in edit.set:
+        headers[name] = value
+    if edit.vary:
+        merged = merge_vary(headers.get_all("vary"), edit.vary)
+        if merged is not None:
+            headers["Vary"] = merged
+
+
+class CorsGateway:
+    """corsgate: answers preflights, decorates responses and diagnoses every cross-origin flow."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.mode = "enforce"
+        self.reload = True
+        self.force_lazy = True
+        self._signature: tuple[int, ...] | None = None
+        self._pending: dict[str, Decision] = {}
+        self._up_until: dict[tuple[str, int], float] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._last_error = ""
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "cors_policy", str, "",
+            "Path of the corsgate policy file (YAML or JSON, APIG field names). Empty: the embedded default "
+            "(policies/default.yaml), which lets any origin through with credentials.",
+        )
+        loader.add_option(
+            "cors_mode", str, "enforce",
+            "enforce: answer preflights and set CORS headers as the policy says. "
+            "report: change nothing, only diagnose what the browser will do.",
+            choices=MODES,
+        )
+        loader.add_option("cors_reload", str, "true", "Reload the policy file when it changes (true/false).")
+        loader.add_option(
+            "cors_force_lazy", str, "true",
+            "Set connection_strategy=lazy so an unreachable upstream is answered with a CORS-readable 502 (true/false).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        try:
+            if "cors_mode" in updated:
+                self.mode = parse_mode(ctx.options.cors_mode)
+            if "cors_reload" in updated:
+                self.reload = parse_flag("cors_reload", ctx.options.cors_reload)
+            if "cors_force_lazy" in updated:
+                self.force_lazy = parse_flag("cors_force_lazy", ctx.options.cors_force_lazy)
+        except ValueError as e:
+            raise exceptions.OptionsError(str(e)) from e
+        if "cors_policy" in updated:
+            path = ctx.options.cors_policy
+            try:
+                engine = Engine(load_policy(path or None))
+            except PolicyError as e:
+                raise exceptions.OptionsError(f"Cannot load cors_policy {path or DEFAULT_POLICY}:\n{e}") from e
+            self._swap(engine, file_signature(engine.loaded.source))
+
+    def running(self) -> None:
+        if self.force_lazy and "connection_strategy" in ctx.options and ctx.options.connection_strategy != "lazy":
+            ctx.options.connection_strategy = "lazy"
+            logger.info("corsgate: connection_strategy=lazy, so an unreachable upstream still gets a CORS-readable 502")
+        engine = self.engine
+        assert engine is not None
+        logger.info(
+            "corsgate active: policy=%s apis=%d mode=%s digest=%s",
+            engine.loaded.source, engine.api_count, self.mode, engine.loaded.digest,
+        )
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    def done(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+
+    # -- policy swapping -------------------------------------------------------------------------
+
+    def _swap(self, engine: Engine, signature: tuple[int, ...] | None) -> None:
+        old = self.engine
+        self.engine = engine
+        self._signature = signature
+        self._last_error = ""
+        if old is not None and old.loaded.digest != engine.loaded.digest:
+            logger.info(
+                "corsgate policy swapped: %s (%s) -> %s (%s), apis=%d",
+                old.loaded.source, old.loaded.digest, engine.loaded.source, engine.loaded.digest, engine.api_count,
+            )
+
+    async def _watch(self) -> None:
+        """Poll the policy file; parse and compile a changed one off the event loop, then swap it in whole."""
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            if self.reload and self.engine is not None:
+                await self._reload_if_changed()
+
+    async def _reload_if_changed(self) -> None:
+        assert self.engine is not None
+        source = self.engine.loaded.source
+        signature = file_signature(source)
+        if signature == self._signature:
+            return
+        self._signature = signature
+        if signature is None:
+            self._reject(f"cannot read {source}; keeping the last good policy ({self.engine.loaded.digest})")
+            return
+        try:
+            engine = await asyncio.to_thread(lambda: Engine(load_policy(source)))
+        except PolicyError as e:
+            self._reject(f"policy not swapped, keeping the last good one ({self.engine.loaded.digest}):\n{e}")
+            return
+        if self.engine.loaded.source == source:  # not re-pointed by :set meanwhile
+            self._swap(engine, signature)
+
+    def _reject(self, message: str) -> None:
+        self._last_error = message
+        logger.warning("corsgate: %s", message)
+
+    # -- hooks -----------------------------------------------------------------------------------
+
+    async def request(self, f: http.HTTPFlow) -> None:
+        if f.response or f.error or not f.live or self.mode != "enforce" or self.engine is None:
+            return
+        try:
+            decision = self.engine.decide(request_facts(f.request))
+        except Exception:  # a malformed request must never break the proxy
+            logger.exception("corsgate: could not decide on %s %s", f.request.method, f.request.pretty_url)
+            return
+        if decision.action == "pass":
+            return
+        f.metadata["corsgate.trail"] = list(decision.trail)
+        if decision.action == "respond":
+            assert decision.response is not None
+            f.response = make_response(decision.response, decision, self.engine.policy.gateway.server)
+            f.metadata["corsgate.answered"] = True
+        else:
+            self._remember(f, decision)
+            await self._probe(f, decision)
+
+    def responseheaders(self, f: http.HTTPFlow) -> None:
+        decision = self._pending.pop(f.id, None)
+        if decision is None or f.response is None or f.response.status_code == 101:
+            return
+        if f.metadata.get("corsgate.answered"):
+            return
+        apply_edit(f.response.headers, decision)
+        if decision.request_id:
+            f.response.headers["X-Request-Id"] = decision.request_id
+
+    def response(self, f: http.HTTPFlow) -> None:
+        if f.response is None or f.response.status_code == 101:
+            return
+        self._up_until[(f.request.host, f.request.port)] = time.monotonic() + UP_FOR
+        self._diagnose(f, f.response.status_code, f.response.headers.fields)
+
+    def error(self, f: http.HTTPFlow) -> None:
+        self._pending.pop(f.id, None)
+        self._up_until.pop((f.request.host, f.request.port), None)  # probe again next time
+        if f.response is None and "origin" in f.request.headers:
+            self._diagnose(f, 502, ())  # mitmproxy's own 502 carries no CORS headers
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _remember(self, f: http.HTTPFlow, decision: Decision) -> None:
+        """Pin the decision (and so the policy) a flow started with until its response arrives."""
+        if len(self._pending) >= MAX_PENDING:
+            self._pending.pop(next(iter(self._pending)))
+        self._pending[f.id] = decision
+
+    async def _probe(self, f: http.HTTPFlow, decision: Decision) -> None:
+        """Answer a CORS-readable 502/504 when the upstream cannot be reached (mitmproxy's 502 bypasses hooks)."""
+        target = (f.request.host, f.request.port)
+        if self._up_until.get(target, 0.0) > time.monotonic() or not f.live:
+            return
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(*target), PROBE_TIMEOUT)
+        except asyncio.TimeoutError:
+            error, detail = BACKEND_TIMEOUT, f"no connection to {target[0]}:{target[1]} within {PROBE_TIMEOUT:g} s"
+        except OSError as e:
+            error, detail = BACKEND_UNAVAILABLE, f"{target[0]}:{target[1]}: {e.strerror or e}"
+        else:
+            writer.close()
+            self._up_until[target] = time.monotonic() + UP_FOR
+            return
+        if f.response is not None or not f.live:
+            return
+        self._pending.pop(f.id, None)
+        made = error_response(error, decision.request_id or "", detail)
+        server = self.engine.policy.gateway.server if self.engine else None
+        f.response = make_response(made, decision, server)
+        f.metadata["corsgate.answered"] = True
+        f.metadata["corsgate.trail"] = list(decision.trail) + [f"upstream unreachable: {detail}"]
+
+    def _diagnose(self, f: http.HTTPFlow, status: int, fields: Sequence[tuple[bytes, bytes]]) -> None:
+        request_fields = f.request.headers.fields
+        if not any(k.lower() == b"origin" for k, _ in request_fields):
+            return
+        try:
+            diagnosis = verdict.diagnose(
+                f.request.method, _text_pairs(request_fields), status, _text_pairs(fields)
+            )
+        except Exception:  # the judge must never take the proxy down either
+            logger.exception("corsgate: could not diagnose %s %s", f.request.method, f.request.pretty_url)
+            return
+        if diagnosis.kind in ("same-origin", "no-origin"):
+            return
+        summary = diagnosis.summary()
+        trail = f.metadata.get("corsgate.trail")
+        decided_by = f" [{trail[0]}]" if trail else ""
+        f.metadata["corsgate.verdict"] = summary
+        f.comment = f"CORS {diagnosis.kind}: {summary}{decided_by}"
+        if diagnosis.blocked:
+            f.marked = BLOCKED_MARK
+            logger.warning(
+                "CORS blocked: %s %s from origin %s: %s%s",
+                f.request.method, f.request.pretty_url, f.request.headers.get("origin"), summary, decided_by,
+            )
+
+    # -- commands --------------------------------------------------------------------------------
+
+    @command.command("cors.reload")
+    def reload_policy(self) -> None:
+        """Re-read the policy file now; the last good policy stays active if it is broken."""
+        if self.engine is None:
+            raise exceptions.CommandError("corsgate has no policy loaded")
+        source = self.engine.loaded.source
+        try:
+            engine = Engine(load_policy(source))
+        except PolicyError as e:
+            self._reject(f"policy not swapped, keeping the last good one ({self.engine.loaded.digest}):\n{e}")
+            raise exceptions.CommandError(str(e)) from e
+        self._swap(engine, file_signature(source))
+        logging.log(ALERT, "corsgate policy %s (%s) active, apis=%d", source, engine.loaded.digest, engine.api_count)
+
+    @command.command("cors.status")
+    def status(self) -> str:
+        """The active policy, its content hash, the API count and the mode."""
+        if self.engine is None:
+            return "corsgate: no policy loaded"
+        loaded = self.engine.loaded
+        text = (
+            f"corsgate policy={loaded.source} digest={loaded.digest} apis={self.engine.api_count} "
+            f"mode={self.mode} reload={'on' if self.reload else 'off'} pending={len(self._pending)}"
+        )
+        if self._last_error:
+            text += f"\nlast rejected reload: {self._last_error}"
+        logging.log(ALERT, text)
+        return text
+
+    @command.command("cors.explain")
+    def explain(self, flows: Sequence[flow.Flow]) -> str:
+        """The verdict and the decision trail of each flow."""
+        lines = []
+        for f in flows:
+            if not isinstance(f, http.HTTPFlow):
+                continue
+            lines.append(f"{f.request.method} {f.request.pretty_url}")
+            lines.append(f"  verdict: {f.metadata.get('corsgate.verdict', 'not cross-origin, or not diagnosed')}")
+            for step in f.metadata.get("corsgate.trail", ["no API matched, or report mode: nothing was changed"]):
+                lines.append(f"  - {step}")
+        text = "\n".join(lines)
+        logging.log(ALERT, text)
+        return text
+
+
+def _text_pairs(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields]

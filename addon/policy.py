@@ -1,0 +1,448 @@
+"""Load, validate and freeze corsgate policy files (YAML or JSON, APIG field names).
+
+The format is DESIGN.md §4. Validation is done by pydantic models (the same models
+produce policies/schema.json); errors are re-worded to name the file, the line and
+the field path, with a suggestion for a misspelt key. Everything returned is
+immutable, so a loaded policy can be shared by every flow without copying.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from addon import routing
+from addon.fields import is_token
+
+DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
+METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "ANY")
+MAX_POLICY_BYTES = 16 * 1024 * 1024
+
+
+class PolicyError(Exception):
+    """A policy file that cannot become active; str() lists every problem, one per line."""
+
+    def __init__(self, file: str, problems: Sequence[Problem]) -> None:
+        self.file = file
+        self.problems = tuple(problems)
+        super().__init__("\n".join(p.render(file) for p in self.problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One located error: where (line, field path) and what."""
+
+    line: int | None
+    field: str
+    message: str
+
+    def render(self, file: str) -> str:
+        where = f"{file}:{self.line}" if self.line else file
+        return f"{where}: {self.field or '(top level)'}: {self.message}"
+
+
+def _comma_list(value: Any) -> Any:
+    """APIG writes lists as comma-separated strings; YAML users write lists. Accept both."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    if isinstance(value, (list, tuple)):
+        return tuple(item.strip() if isinstance(item, str) else item for item in value)
+    return value
+
+
+CommaList = Annotated[tuple[Annotated[str, Strict()], ...], BeforeValidator(_comma_list)]
+# YAML 1.2 keeps `yes`/`on` as strings; strict scalars refuse them instead of guessing.
+Bool = Annotated[bool, Strict()]
+Int = Annotated[int, Strict()]
+Str = Annotated[str, Strict()]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorsContent(_Model):
+    """APIG CorsPluginContent plus corsgate's extensions."""
+
+    allow_origin: CommaList = Field(
+        description="Allowed origins, comma-separated or a list: '*', exact origins "
+        "(https://app.example.com), or wildcards (https://*.example.com).",
+    )
+    allow_methods: CommaList = Field(default=(), description="Access-Control-Allow-Methods; '*' for any.")
+    allow_headers: CommaList = Field(
+        default=(), description="Access-Control-Allow-Headers; '*' for any (never covers Authorization)."
+    )
+    expose_headers: CommaList = Field(
+        default=(), description="Access-Control-Expose-Headers; '*' for all response headers."
+    )
+    max_age: Int | None = Field(default=None, ge=0, description="Access-Control-Max-Age in seconds.")
+    allow_credentials: Bool = Field(default=False, description="Send Access-Control-Allow-Credentials: true.")
+    allow_origin_regex: CommaList = Field(
+        default=(), description="Extension: regular expressions an origin must match in full."
+    )
+    allow_null_origin: Bool = Field(default=False, description="Extension: allow the origin 'null'.")
+    allow_private_network: Bool = Field(
+        default=False, description="Extension: answer Access-Control-Request-Private-Network."
+    )
+    preflight: Literal["answer", "forward"] = Field(
+        default="answer", description="Extension: answer preflights at the gateway, or forward them upstream."
+    )
+    precedence: Literal["backend", "gateway"] = Field(
+        default="backend", description="Extension: whose CORS headers win when the backend sends its own."
+    )
+
+    @field_validator("allow_methods")
+    @classmethod
+    def _methods_are_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for method in value:
+            if method != "*" and not is_token(method):
+                raise ValueError(f"{method!r} is not a valid method name")
+        return value
+
+    @field_validator("allow_headers", "expose_headers")
+    @classmethod
+    def _headers_are_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name != "*" and not is_token(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+        return value
+
+    @field_validator("allow_origin_regex")
+    @classmethod
+    def _regexes_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"invalid regular expression {pattern!r}: {e}") from e
+        return value
+
+    @field_validator("allow_origin")
+    @classmethod
+    def _origins_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from addon.origins import parse_origin_rule
+
+        if not value:
+            raise ValueError("at least one origin is required ('*' allows all)")
+        for rule in value:
+            parse_origin_rule(rule)  # raises ValueError with the reason
+        return value
+
+
+class Plugin(_Model):
+    """An APIG plug-in policy; corsgate implements the `cors` type."""
+
+    type: Literal["cors"] = Field(description="Plug-in type; corsgate implements 'cors'.")
+    content: CorsContent
+
+
+class Backend(_Model):
+    """Where an API's requests go: upstream (http) or a gateway-made mock response."""
+
+    type: Literal["http", "mock"] = Field(default="http", description="http: upstream; mock: fixed response.")
+    status: Int = Field(default=200, ge=100, le=599, description="Mock status code.")
+    body: Str = Field(default="", description="Mock body.")
+    headers: dict[Str, Str] = Field(default_factory=dict, description="Mock response headers.")
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, val in value.items():
+            if not is_token(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if any(c in val for c in "\r\n\0"):
+                raise ValueError(f"value of {name!r} contains CR, LF or NUL")
+        return value
+
+
+class Api(_Model):
+    """One APIG API: a (host, method, path, match mode) route and what happens on it."""
+
+    name: Str = Field(description="API name (shown in diagnoses).")
+    group: str = Field(default="", description="API group (informational, as in APIG).")
+    method: Literal["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "ANY"] = Field(
+        description="Request method; ANY matches every method without a more specific API."
+    )
+    path: Str = Field(description="APIG req_uri: '/users/{id}' (one segment), '/files/{path+}' (the rest).")
+    match_mode: Literal["NORMAL", "SWA"] = Field(default="NORMAL", description="NORMAL: exact; SWA: prefix.")
+    host: str | None = Field(default=None, description="Only requests to this host; default any host.")
+    cors: Bool = Field(default=False, description="APIG's simple CORS switch.")
+    plugins: CommaList = Field(default=(), description="Names of bound plug-ins (at most one per type).")
+    auth: Literal["none", "app", "iam"] = Field(
+        default="none", description="APIG security authentication; not 'none' requires an Authorization header."
+    )
+    backend: Backend = Field(default_factory=Backend)
+
+    @field_validator("path")
+    @classmethod
+    def _path_parses(cls, value: str) -> str:
+        routing.parse_path(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host_lower(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
+
+
+class Gateway(_Model):
+    """Gateway-wide behaviour."""
+
+    request_id: Bool = Field(default=True, description="X-Request-Id on every response of a matched API.")
+    server: str | None = Field(default="api-gateway", description="Server header on gateway-made responses.")
+    unmatched: Literal["pass", "reject"] = Field(
+        default="pass", description="pass: unmatched requests go upstream untouched; reject: APIG.0101 404."
+    )
+
+
+class Policy(_Model):
+    """A whole policy file."""
+
+    version: Literal[1] = Field(description="Format version; always 1.")
+    gateway: Gateway = Field(default_factory=Gateway)
+    plugins: dict[str, Plugin] = Field(default_factory=dict, description="Plug-in policies by name.")
+    apis: tuple[Api, ...] = Field(default=(), description="The APIs, in file order.")
+
+    @model_validator(mode="after")
+    def _bindings_and_ties(self) -> Policy:
+        problems: list[tuple[tuple[Any, ...], str]] = []
+        seen: dict[tuple[Any, ...], int] = {}
+        for i, api in enumerate(self.apis):
+            types: set[str] = set()
+            for name in api.plugins:
+                plugin = self.plugins.get(name)
+                if plugin is None:
+                    hint = _suggest(name, self.plugins)
+                    problems.append((("apis", i, "plugins"), f"unknown plug-in {name!r}{hint}"))
+                elif plugin.type in types:
+                    problems.append((("apis", i, "plugins"), f"more than one plug-in of type {plugin.type!r}"))
+                else:
+                    types.add(plugin.type)
+            key = routing.route_signature(api.host, api.method, api.path, api.match_mode)
+            if key in seen:
+                other = self.apis[seen[key]].name
+                problems.append(
+                    (("apis", i), f"API {api.name!r} ties with API {other!r} (same host, method, path and match mode)")
+                )
+            else:
+                seen[key] = i
+        if problems:
+            raise _CrossFieldErrors(problems)
+        return self
+
+
+class _CrossFieldErrors(ValueError):
+    """Carries located cross-field problems out of the model validator."""
+
+    def __init__(self, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(m for _, m in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPolicy:
+    """A validated policy and where it came from."""
+
+    policy: Policy
+    source: str
+    digest: str  # short sha256 of the file's bytes: tells a user which policy is live
+
+
+def load_policy(path: str | Path | None = None) -> LoadedPolicy:
+    """Read and validate a policy file; the embedded default when path is empty."""
+    file = Path(path) if path else DEFAULT_POLICY
+    try:
+        with open(file, "rb") as f:
+            data = f.read(MAX_POLICY_BYTES + 1)
+    except OSError as e:
+        raise PolicyError(str(file), [Problem(None, "", f"cannot read file: {e.strerror or e}")]) from e
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(str(file), [Problem(None, "", f"file is larger than {MAX_POLICY_BYTES} bytes")])
+    return parse_policy(data, str(file))
+
+
+def parse_policy(data: bytes | str, source: str = "<policy>") -> LoadedPolicy:
+    """Validate policy text (YAML or JSON); raise PolicyError naming line and field."""
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PolicyError(source, [Problem(_line_of_offset(raw, e.start), "", "file is not UTF-8")]) from e
+    document = _parse_document(text, source)
+    try:
+        policy = Policy.model_validate(document)
+    except ValidationError as e:
+        raise PolicyError(source, _problems(e, text)) from None
+    digest = hashlib.sha256(raw).hexdigest()[:12]
+    return LoadedPolicy(policy, source, digest)
+
+
+def _parse_document(text: str, source: str) -> Any:
+    if source.endswith(".json") or text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise PolicyError(source, [Problem(e.lineno, "", f"invalid JSON: {e.msg}")]) from None
+        except RecursionError:
+            raise PolicyError(source, [Problem(None, "", "invalid JSON: nested too deeply")]) from None
+    try:
+        document = _safe_yaml().load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        raise PolicyError(source, [Problem(line, "", f"invalid YAML: {e.problem or e.context}")]) from None
+    except (YAMLError, RecursionError, ValueError) as e:
+        raise PolicyError(source, [Problem(None, "", f"invalid YAML: {e}")]) from None
+    if _has_aliases(text):
+        # Aliases are legal YAML but make "billion laughs" bombs possible; a policy never needs them.
+        raise PolicyError(source, [Problem(_alias_line(text), "", "YAML anchors/aliases are not allowed")])
+    return document
+
+
+def _safe_yaml() -> YAML:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def _has_aliases(text: str) -> bool:
+    return "*" in text and _alias_line(text) is not None
+
+
+def _alias_line(text: str) -> int | None:
+    """Line of the first YAML alias event, found with the (lazy) event parser."""
+    from ruamel.yaml.events import AliasEvent
+
+    try:
+        for event in YAML(typ="safe", pure=True).parse(io.StringIO(text)):
+            if isinstance(event, AliasEvent):
+                return event.start_mark.line + 1
+    except YAMLError:
+        return None
+    return None
+
+
+def _problems(error: ValidationError, text: str) -> list[Problem]:
+    tree = _located_tree(text)
+    problems: list[Problem] = []
+    for err in error.errors(include_url=False):
+        loc = tuple(err["loc"])
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _CrossFieldErrors):
+            problems.extend(Problem(_line_of(tree, sub), _field_path(sub), msg) for sub, msg in ctx_error.problems)
+            continue
+        problems.append(Problem(_line_of(tree, loc), _field_path(loc), _message(err, loc)))
+    return problems
+
+
+def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown field {loc[-1]!r}{_suggest(str(loc[-1]), _allowed_keys(loc[:-1]))}"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "literal_error":
+        return f"must be one of {err['ctx']['expected']}, got {err.get('input')!r}"
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
+    if kind in ("bool_type", "int_type", "string_type", "dict_type", "tuple_type", "model_type"):
+        expected = {"bool_type": "true or false", "int_type": "an integer", "string_type": "a string",
+                    "dict_type": "a mapping", "tuple_type": "a list", "model_type": "a mapping"}[kind]
+        return f"must be {expected}, got {_describe(err.get('input'))}"
+    return str(err["msg"])
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> Sequence[str]:
+    """The field names valid at a location, for did-you-mean suggestions."""
+    model: type[BaseModel] = Policy
+    skip_next = False
+    for part in loc:
+        if skip_next:  # a list index or a plug-in name: stays on the item model
+            skip_next = False
+            continue
+        model = _CHILDREN.get((model, part), model)
+        skip_next = part in ("apis", "plugins") and model in (Api, Plugin)
+    return tuple(model.model_fields)
+
+
+_CHILDREN: dict[tuple[type[BaseModel], Any], type[BaseModel]] = {
+    (Policy, "gateway"): Gateway,
+    (Policy, "apis"): Api,
+    (Policy, "plugins"): Plugin,
+    (Plugin, "content"): CorsContent,
+    (Api, "backend"): Backend,
+}
+
+
+def _suggest(word: str, options: Sequence[str] | Mapping[str, Any]) -> str:
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _located_tree(text: str) -> Any:
+    """Round-trip parse (YAML or JSON) that keeps line numbers; only used once errors exist."""
+    try:
+        return YAML(typ="rt").load(text)
+    except Exception:  # the fast parser accepted it; line info is a nicety, never a new failure
+        return None
+
+
+def _line_of(tree: Any, loc: tuple[Any, ...]) -> int | None:
+    """Line (1-based) of the deepest node on loc that exists in the round-trip tree."""
+    node, line = tree, None
+    for part in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                line = lc.item(part)[0] + 1 if lc else line
+                node = node[part]
+            elif isinstance(node, dict) and part in node:
+                line = lc.key(part)[0] + 1 if lc else line
+                node = node[part]
+            else:
+                break
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    if line is None and getattr(tree, "lc", None) is not None:
+        line = tree.lc.line + 1
+    return line
+
+
+def _line_of_offset(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1

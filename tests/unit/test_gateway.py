@@ -1,0 +1,163 @@
+"""The addon's hooks and options with mitmproxy's own test helpers (taddons/tflow), no network."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from mitmproxy import exceptions, http
+from mitmproxy.test import taddons, tflow, tutils
+
+from addon.gateway import BLOCKED_MARK, CorsGateway, parse_flag, request_facts
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+ORIGIN = "http://localhost:5173"
+
+
+def flow(method: str = "GET", path: str = "/simple", headers: dict[str, str] | None = None) -> http.HTTPFlow:
+    req = tutils.treq(method=method.encode(), path=path.encode(), headers=http.Headers(**(headers or {})))
+    return tflow.tflow(req=req)
+
+
+def run(addon: CorsGateway, f: http.HTTPFlow, response: http.Response | None = None) -> http.HTTPFlow:
+    """request -> (upstream response) -> responseheaders -> response, as the proxy runs them."""
+    addon._up_until[(f.request.host, f.request.port)] = float("inf")  # no upstream probe in unit tests
+    asyncio.run(addon.request(f))
+    if f.response is None:
+        f.response = response or tutils.tresp(headers=http.Headers(content_type="text/plain"))
+    addon.responseheaders(f)
+    addon.response(f)
+    return f
+
+
+@pytest.fixture
+def gw():
+    addon = CorsGateway()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, cors_policy=str(POLICIES / "apig-seed.yaml"))
+        yield addon, tctx
+
+
+def test_options_are_validated_in_configure(gw) -> None:
+    addon, tctx = gw
+    with pytest.raises(exceptions.OptionsError, match="cors_mode must be one of"):
+        tctx.configure(addon, cors_mode="zzz")
+    with pytest.raises(exceptions.OptionsError, match="cors_reload must be true or false"):
+        tctx.configure(addon, cors_reload="maybe")
+    with pytest.raises(exceptions.OptionsError, match="Cannot load cors_policy"):
+        tctx.configure(addon, cors_policy="/nonexistent.yaml")
+    assert addon.engine is not None and addon.engine.loaded.source.endswith("apig-seed.yaml")  # last good kept
+
+
+@pytest.mark.parametrize(("text", "value"), [("true", True), ("OFF", False), ("1", True), ("no", False)])
+def test_parse_flag(text: str, value: bool) -> None:
+    assert parse_flag("x", text) is value
+
+
+def test_preflight_answered_in_request_and_not_decorated_twice(gw) -> None:
+    addon, _ = gw
+    f = run(addon, flow("OPTIONS", "/simple", {"origin": ORIGIN, "access_control_request_method": "PUT"}))
+    assert f.response is not None and f.response.status_code == 200
+    assert f.response.headers.get_all("access-control-allow-origin") == ["*"]
+    assert f.response.headers["access-control-max-age"] == "172800"
+    assert f.metadata["corsgate.answered"] is True
+    assert "Method 1" in " ".join(f.metadata["corsgate.trail"])
+    assert f.comment.startswith("CORS preflight: ok")
+
+
+def test_actual_request_decorated_in_responseheaders(gw) -> None:
+    addon, _ = gw
+    f = run(addon, flow("GET", "/simple", {"origin": ORIGIN}))
+    assert f.response is not None
+    assert f.response.headers.get_all("access-control-allow-origin") == ["*"]
+    assert len(f.response.headers["x-request-id"]) == 32
+    assert f.marked == ""
+
+
+def test_backend_acao_kept_single(gw) -> None:
+    addon, _ = gw
+    upstream = tutils.tresp(headers=http.Headers(access_control_allow_origin="http://www.cors.com"))
+    f = run(addon, flow("GET", "/simple", {"origin": "http://www.cors.com"}), upstream)
+    assert f.response is not None
+    assert f.response.headers.get_all("access-control-allow-origin") == ["http://www.cors.com"]
+
+
+def test_websocket_101_left_alone(gw) -> None:
+    addon, _ = gw
+    f = tflow.twebsocketflow()
+    f.request.headers["origin"] = ORIGIN
+    f.request.path = "/simple"
+    before = list(f.response.headers.fields)
+    addon._pending[f.id] = object()  # type: ignore[assignment]  # even a pending decision is not applied
+    addon.responseheaders(f)
+    assert list(f.response.headers.fields) == before
+
+
+def test_flows_already_answered_or_killed_are_left_alone(gw) -> None:
+    addon, _ = gw
+    answered = flow("OPTIONS", "/simple", {"origin": ORIGIN, "access_control_request_method": "PUT"})
+    answered.response = tutils.tresp(status_code=418)
+    asyncio.run(addon.request(answered))
+    assert answered.response.status_code == 418
+    killed = flow("OPTIONS", "/simple", {"origin": ORIGIN, "access_control_request_method": "PUT"})
+    killed.kill()
+    asyncio.run(addon.request(killed))
+    assert killed.response is None
+
+
+def test_report_mode_changes_nothing_but_marks_blocked(gw, caplog: pytest.LogCaptureFixture) -> None:
+    addon, tctx = gw
+    tctx.configure(addon, cors_mode="report")
+    caplog.set_level(logging.WARNING)
+    f = run(addon, flow("GET", "/simple", {"origin": ORIGIN}))
+    assert f.response is not None and "access-control-allow-origin" not in f.response.headers
+    assert f.marked == BLOCKED_MARK
+    assert "No 'Access-Control-Allow-Origin' header is present" in f.comment
+    assert sum("CORS blocked: GET" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_ok_flows_log_nothing(gw, caplog: pytest.LogCaptureFixture) -> None:
+    addon, _ = gw
+    caplog.set_level(logging.INFO)
+    run(addon, flow("GET", "/simple", {"origin": ORIGIN}))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_explain_command_prints_verdict_and_trail(gw) -> None:
+    addon, _ = gw
+    f = run(addon, flow("GET", "/simple", {"origin": ORIGIN}))
+    text = addon.explain([f])
+    assert "verdict: ok" in text
+    assert "API 'simple-get' (GET /simple NORMAL, any host) matched" in text
+
+
+def test_status_command(gw) -> None:
+    addon, tctx = gw
+    text = tctx.command(addon.status)
+    assert "apig-seed.yaml" in text and "apis=3" in text and "mode=enforce" in text
+
+
+def test_request_facts_reads_lists_and_flags() -> None:
+    f = flow("OPTIONS", "/a?b=c", {"origin": ORIGIN, "access_control_request_method": "PUT",
+                                   "access_control_request_headers": "X-A, x-b,,",
+                                   "access_control_request_private_network": "true", "authorization": "x"})
+    facts = request_facts(f.request)
+    assert facts.path == "/a" and facts.preflight and facts.private_network and facts.authorization
+    assert facts.request_headers == ("X-A", "x-b")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "\u00ff\u00fe"},
+        {"origin": "null", "access_control_request_method": "GET\tX"},
+        {"origin": "https://a.example.com", "access_control_request_headers": "," * 5000},
+        {"origin": "https://" + "a" * 70_000 + ".com"},
+    ],
+)
+def test_malformed_requests_never_raise(gw, headers: dict[str, str]) -> None:
+    addon, _ = gw
+    f = run(addon, flow("OPTIONS", "/simple", headers))
+    assert f.response is not None

@@ -15,7 +15,7 @@ _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi
 
 def is_token(value: str) -> bool:
     """True if value is a non-empty RFC 9110 token (a valid method or field name)."""
-    return bool(value) and all(c in _TCHAR for c in value)
+    return bool(value) and _TCHAR.issuperset(value)
 
 
 def split_list(values: str | Iterable[str] | None) -> list[str]:

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from mitmproxy import command, ctx, exceptions, flow, http
 from mitmproxy.log import ALERT
@@ -143,12 +144,15 @@ class CorsGateway:
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from e
         if "cors_policy" in updated:
-            path = ctx.options.cors_policy
-            try:
-                engine = Engine(load_policy(path or None))
-            except PolicyError as e:
-                raise exceptions.OptionsError(f"Cannot load cors_policy {path or DEFAULT_POLICY}:\n{e}") from e
-            self._swap(engine, file_signature(engine.loaded.source))
+            source = str(Path(ctx.options.cors_policy or DEFAULT_POLICY))
+            signature = file_signature(source)  # taken before reading, so a change during the load is seen later
+            unchanged = self.engine is not None and self.engine.loaded.source == source and signature == self._signature
+            if not unchanged:  # unchanged: e.g. mitmproxy re-applying the old value when it rolls a bad :set back
+                try:
+                    engine = Engine(load_policy(source))
+                except PolicyError as e:
+                    raise exceptions.OptionsError(f"Cannot load cors_policy {source}:\n{e}") from e
+                self._swap(engine, signature)
 
     def running(self) -> None:
         if self.force_lazy and "connection_strategy" in ctx.options and ctx.options.connection_strategy != "lazy":
@@ -171,11 +175,12 @@ class CorsGateway:
     # -- policy swapping -------------------------------------------------------------------------
 
     def _swap(self, engine: Engine, signature: tuple[int, ...] | None) -> None:
+        """Make engine the active policy: one reference, so a flow sees either the old one or the new one."""
         old = self.engine
         self.engine = engine
         self._signature = signature
         self._last_error = ""
-        if old is not None and old.loaded.digest != engine.loaded.digest:
+        if old is not None and (old.loaded.source, old.loaded.digest) != (engine.loaded.source, engine.loaded.digest):
             logger.info(
                 "corsgate policy swapped: %s (%s) -> %s (%s), apis=%d",
                 old.loaded.source, old.loaded.digest, engine.loaded.source, engine.loaded.digest, engine.api_count,
@@ -194,29 +199,39 @@ class CorsGateway:
         signature = file_signature(source)
         if signature == self._signature:
             return
-        self._signature = signature
         if signature is None:
-            self._reject(f"cannot read {source}; keeping the last good policy ({self.engine.loaded.digest})")
+            self._reject(f"cannot read {source}; keeping the last good policy ({self.engine.loaded.digest})", None)
             return
+        before = (self.engine, self._signature)
         try:
-            engine = await asyncio.to_thread(lambda: Engine(load_policy(source)))
+            engine: Engine | PolicyError = await asyncio.to_thread(lambda: Engine(load_policy(source)))
         except PolicyError as e:
-            self._reject(f"policy not swapped, keeping the last good one ({self.engine.loaded.digest}):\n{e}")
-            return
-        if self.engine.loaded.source == source:  # not re-pointed by :set meanwhile
+            engine = e
+        if (self.engine, self._signature) != before:
+            return  # :set or cors.reload moved on while this file was loading; their result stands
+        if isinstance(engine, PolicyError):
+            self._reject(self._not_swapped(engine), signature)
+        else:
             self._swap(engine, signature)
 
-    def _reject(self, message: str) -> None:
+    def _not_swapped(self, error: PolicyError) -> str:
+        assert self.engine is not None
+        return f"policy not swapped, keeping the last good one ({self.engine.loaded.digest}):\n{error}"
+
+    def _reject(self, message: str, signature: tuple[int, ...] | None) -> None:
+        """Keep the active policy, warn once for this version of the file (the watcher retries when it changes)."""
+        self._signature = signature
         self._last_error = message
         logger.warning("corsgate: %s", message)
 
     # -- hooks -----------------------------------------------------------------------------------
 
     async def request(self, f: http.HTTPFlow) -> None:
-        if f.response or f.error or not f.live or self.mode != "enforce" or self.engine is None:
+        engine = self.engine  # the policy this flow starts with, even if a swap lands while it waits
+        if f.response or f.error or not f.live or self.mode != "enforce" or engine is None:
             return
         try:
-            decision = self.engine.decide(request_facts(f.request))
+            decision = engine.decide(request_facts(f.request))
         except Exception:  # a malformed request must never break the proxy
             logger.exception("corsgate: could not decide on %s %s", f.request.method, f.request.pretty_url)
             return
@@ -225,11 +240,11 @@ class CorsGateway:
         f.metadata["corsgate.trail"] = list(decision.trail)
         if decision.action == "respond":
             assert decision.response is not None
-            f.response = make_response(decision.response, decision, self.engine.policy.gateway.server)
+            f.response = make_response(decision.response, decision, engine.policy.gateway.server)
             f.metadata["corsgate.answered"] = True
         else:
             self._remember(f, decision)
-            await self._probe(f, decision)
+            await self._probe(f, decision, engine.policy.gateway.server)
 
     def responseheaders(self, f: http.HTTPFlow) -> None:
         decision = self._pending.pop(f.id, None)
@@ -261,7 +276,7 @@ class CorsGateway:
             self._pending.pop(next(iter(self._pending)))
         self._pending[f.id] = decision
 
-    async def _probe(self, f: http.HTTPFlow, decision: Decision) -> None:
+    async def _probe(self, f: http.HTTPFlow, decision: Decision, server: str | None) -> None:
         """Answer a CORS-readable 502/504 when the upstream cannot be reached (mitmproxy's 502 bypasses hooks)."""
         target = (f.request.host, f.request.port)
         if self._up_until.get(target, 0.0) > time.monotonic() or not f.live:
@@ -280,7 +295,6 @@ class CorsGateway:
             return
         self._pending.pop(f.id, None)
         made = error_response(error, decision.request_id or "", detail)
-        server = self.engine.policy.gateway.server if self.engine else None
         f.response = make_response(made, decision, server)
         f.metadata["corsgate.answered"] = True
         f.metadata["corsgate.trail"] = list(decision.trail) + [f"upstream unreachable: {detail}"]
@@ -296,7 +310,7 @@ class CorsGateway:
         except Exception:  # the judge must never take the proxy down either
             logger.exception("corsgate: could not diagnose %s %s", f.request.method, f.request.pretty_url)
             return
-        if diagnosis.kind in ("same-origin", "no-origin"):
+        if diagnosis.kind in ("same-origin", "no-origin", "no-cors"):
             return
         summary = diagnosis.summary()
         trail = f.metadata.get("corsgate.trail")
@@ -318,12 +332,13 @@ class CorsGateway:
         if self.engine is None:
             raise exceptions.CommandError("corsgate has no policy loaded")
         source = self.engine.loaded.source
+        signature = file_signature(source)
         try:
             engine = Engine(load_policy(source))
         except PolicyError as e:
-            self._reject(f"policy not swapped, keeping the last good one ({self.engine.loaded.digest}):\n{e}")
+            self._reject(self._not_swapped(e), signature)
             raise exceptions.CommandError(str(e)) from e
-        self._swap(engine, file_signature(source))
+        self._swap(engine, signature)
         logging.log(ALERT, "corsgate policy %s (%s) active, apis=%d", source, engine.loaded.digest, engine.api_count)
 
     @command.command("cors.status")

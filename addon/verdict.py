@@ -1,0 +1,559 @@
+"""Browser simulation: would Chromium accept this exchange, and if not, what does its console say?
+
+This module runs the Fetch Standard's CORS check and CORS-preflight fetch (https://fetch.spec.whatwg.org)
+the way Chromium implements them, on an exchange as the proxy saw it, and answers `ok` or the first
+failing rule in the words Chrome prints after "... has been blocked by CORS policy: ".
+
+It is the judge of what cors.py produces, so it shares none of its logic (only the field-list syntax of
+fields.py) and imports nothing from mitmproxy.
+
+Where the wording and the order of the checks come from (Chromium source):
+- third_party/blink/renderer/platform/loader/cors/cors_error_string.cc: every message text;
+- services/network/public/cpp/cors/cors.cc: CheckAccess (the CORS check), IsCorsSafelistedHeader,
+  CorsUnsafeRequestHeaderNames;
+- services/network/cors/preflight_controller.cc: a redirect fails first, then the CORS check, then the
+  status, then Private Network Access, then parsing and checking the allow lists;
+- services/network/cors/preflight_result.cc: parsing Access-Control-Allow-Methods/-Headers, the method
+  and header checks;
+- net/http/http_util.cc: forbidden request-header names.
+All of it but Private Network Access was checked against Chromium 156.0.8078.108 (headless, Debian
+bookworm package): the messages below are the ones it printed.
+
+Header text is taken as bytes decoded one byte per character (latin-1), as gateway.py hands it over;
+characters above U+00FF are taken as UTF-8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from addon.fields import is_token, split_list
+
+Headers = Sequence[tuple[str, str]]
+
+# Chromium 156.0.8078.108: fetch() with `Authorization: Bearer x` from http://127.0.0.1:A to
+# http://127.0.0.1:B, preflight answered 204 with `Access-Control-Allow-Origin: *` and
+# `Access-Control-Allow-Headers: *`: the preflight carried `Access-Control-Request-Headers: authorization`,
+# the actual GET followed, fetch resolved with 200 and the console stayed silent. The Fetch Standard's
+# rule (authorization is a "CORS non-wildcard request-header name") sits behind the feature
+# CorsNonWildcardRequestHeadersSupport, off by default; with --enable-features=CorsNonWildcardRequestHeadersSupport
+# the same fetch is blocked: "Access to fetch at '...' from origin '...' has been blocked by CORS policy:
+# Request header field authorization is not allowed by Access-Control-Allow-Headers in preflight response."
+CHROMIUM_AUTHORIZATION_WILDCARD_ENFORCED = False
+
+AUTHORIZATION_NOTE = (
+    "Access-Control-Allow-Headers: * never covers Authorization under the Fetch Standard (list it by name); "
+    + (
+        "this Chromium enforces that"
+        if CHROMIUM_AUTHORIZATION_WILDCARD_ENFORCED
+        else "Chromium 156 still lets it pass (feature CorsNonWildcardRequestHeadersSupport is off by default), "
+        "browsers that follow the standard block it"
+    )
+)
+PRIVATE_NETWORK_NOTE = (
+    "Private Network Access preflight judged as the Chromium releases that enforced it; newer Chromium "
+    "replaced it with Local Network Access, a permission prompt no response header can satisfy"
+)
+
+PREFLIGHT_PREFIX = "Response to preflight request doesn't pass access control check: "
+
+# Chrome's words per rule, "{}" for the hints it quotes. On a preflight, the CORS check's messages and the
+# preflight's own ones start with PREFLIGHT_PREFIX; the allow-list messages do not (Chrome's IsPreflightError).
+_CHECK_MESSAGES = {
+    "acao-missing": "No 'Access-Control-Allow-Origin' header is present on the requested resource.",
+    "acao-multiple": "The 'Access-Control-Allow-Origin' header contains multiple values '{}', but only one is allowed.",
+    "acao-invalid": "The 'Access-Control-Allow-Origin' header contains the invalid value '{}'.",
+    "acao-mismatch": "The 'Access-Control-Allow-Origin' header has a value '{}' that is not equal to "
+    "the supplied origin.",
+    "acao-wildcard-credentials": "The value of the 'Access-Control-Allow-Origin' header in the response must not be "
+    "the wildcard '*' when the request's credentials mode is 'include'.",
+    "acac-not-true": "The value of the 'Access-Control-Allow-Credentials' header in the response is '{}' which must "
+    "be 'true' when the request's credentials mode is 'include'.",
+}
+_PREFLIGHT_MESSAGES = {
+    "preflight-redirect": "Redirect is not allowed for a preflight request.",
+    "preflight-status": "It does not have HTTP ok status.",
+    "pna-missing": "No 'Access-Control-Allow-Private-Network' header was present in the preflight response for this "
+    "private network request targeting the `{}` address space.",
+    # The two spaces before "not" are Chromium's.
+    "pna-invalid": "The 'Access-Control-Allow-Private-Network' header in the preflight response for this private "
+    "network request targeting the `{}` address space had a value of '{}',  not 'true'.",
+}
+_MESSAGES = {
+    **_CHECK_MESSAGES,
+    **{rule: PREFLIGHT_PREFIX + text for rule, text in _PREFLIGHT_MESSAGES.items()},
+    "acam-parse": "Cannot parse Access-Control-Allow-Methods response header field in preflight response.",
+    "acah-parse": "Cannot parse Access-Control-Allow-Headers response header field in preflight response.",
+    "method-not-allowed": "Method {} is not allowed by Access-Control-Allow-Methods in preflight response.",
+    "header-not-allowed": "Request header field {} is not allowed by Access-Control-Allow-Headers "
+    "in preflight response.",
+}
+
+# The tails Chrome appends to some messages, depending on what started the request.
+_FETCH_TAIL = " Have the server send the header with a valid value."
+_XHR_TAIL = (
+    " The credentials mode of requests initiated by the XMLHttpRequest is controlled by the withCredentials attribute."
+)
+_TAILS = {
+    "fetch": frozenset({"acao-multiple", "acao-invalid", "acao-mismatch"}),
+    "xmlhttprequest": frozenset({"acao-wildcard-credentials", "acac-not-true"}),
+}
+
+ACAO = "access-control-allow-origin"
+ACAC = "access-control-allow-credentials"
+ACAM = "access-control-allow-methods"
+ACAH = "access-control-allow-headers"
+ACEH = "access-control-expose-headers"
+ACAPN = "access-control-allow-private-network"
+
+# Fetch "normalize": only these are upper-cased by browsers; `patch` stays `patch`.
+_NORMALIZED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})
+_SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
+
+# net::IsRedirectResponseCode; a 3xx without a Location is no redirect, just not an ok status.
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+_SAFELISTED_RESPONSE_HEADERS = frozenset(
+    {"cache-control", "content-language", "content-length", "content-type", "expires", "last-modified", "pragma"}
+)
+_NEVER_EXPOSED = frozenset({"set-cookie", "set-cookie2"})
+
+# net::HttpUtil::IsSafeHeader: names a page cannot set (the browser may), so never in a preflight's list.
+_FORBIDDEN_REQUEST_HEADERS = frozenset(
+    {
+        "accept-charset", "accept-encoding", "access-control-request-headers", "access-control-request-method",
+        "access-control-request-private-network", "connection", "content-length", "cookie", "cookie2", "date",
+        "dnt", "expect", "host", "keep-alive", "origin", "referer", "set-cookie", "te", "trailer",
+        "transfer-encoding", "upgrade", "user-agent", "via",
+    }
+)  # fmt: skip
+_FORBIDDEN_PREFIXES = ("proxy-", "sec-")
+_METHOD_OVERRIDE_HEADERS = frozenset({"x-http-method", "x-http-method-override", "x-method-override"})
+_FORBIDDEN_METHODS = frozenset({"connect", "trace", "track"})
+
+_SAFELIST_VALUE_MAX = 128
+_SAFELIST_TOTAL_MAX = 1024
+_SAFELISTED_MIME_ESSENCES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+# Fetch "CORS-unsafe request-header byte".
+_UNSAFE_BYTES = frozenset([*range(0x00, 0x09), *range(0x0A, 0x20), *b'"():<>?@[\\]{}', 0x7F])
+_LANGUAGE_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz *,-.;=")
+_DIGITS = frozenset("0123456789")
+_HTTP_WHITESPACE = "\t\n\r "
+# Client hints Chromium safelists beyond the standard (cors.cc), with the value each must have.
+_CHROMIUM_DECIMAL_HINTS = frozenset({"device-memory", "dpr", "downlink"})
+_CHROMIUM_INTEGER_HINTS = frozenset({"width", "viewport-width", "rtt"})
+_CHROMIUM_ECT_VALUES = frozenset({"slow-2g", "2g", "3g", "4g"})
+
+_SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
+_FORBIDDEN_HOST_CHARS = frozenset([*map(chr, range(0x21)), "\x7f", *"#/:<>?@[\\]^|"])
+_HEX = frozenset("0123456789abcdefABCDEF")
+_IPV6_CHARS = _HEX | {":", "."}
+_TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_TO_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the browser concludes about one exchange in one credentials mode."""
+
+    ok: bool
+    rule: str
+    """Stable short id of the failing rule, "ok" when nothing failed."""
+    message: str
+    """Chrome's console text after "... has been blocked by CORS policy: ", without the initiator's tail
+    (see `console_text`); empty when ok."""
+    notes: tuple[str, ...] = ()
+    """Remarks that do not change the outcome here but may elsewhere."""
+
+
+OK = Verdict(True, "ok", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """Both credentials modes of one flow, since a proxy cannot always tell which one the page used."""
+
+    kind: str
+    """One of: preflight, actual, same-origin, no-origin, no-cors (navigations, <img> and the like may
+    carry an Origin, but no CORS check applies to them)."""
+    credentials: bool | None
+    """True if the request shows credentials (a Cookie), None if it cannot be told (always for preflights)."""
+    without_credentials: Verdict
+    with_credentials: Verdict
+
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict for the mode the request used; a default fetch() sends no credentials."""
+        return self.with_credentials if self.credentials else self.without_credentials
+
+    @property
+    def blocked(self) -> bool:
+        return not self.verdict.ok
+
+    def summary(self) -> str:
+        """One line; both modes when the mode is unknown and they differ."""
+        chosen = _describe(self.verdict)
+        if self.credentials is not None:
+            return chosen
+        other = _describe(self.with_credentials)
+        return chosen if other == chosen else f"{chosen} (with credentials: {other})"
+
+
+def _describe(verdict: Verdict) -> str:
+    return "ok" if verdict.ok else f"blocked: {verdict.message}"
+
+
+def console_text(verdict: Verdict, initiator: str = "fetch") -> str:
+    """The message as Chrome's console ends it for requests started by `initiator` ("fetch" or
+    "xmlhttprequest"): Chrome appends a hint to some messages, depending on the initiator."""
+    if verdict.rule in _TAILS.get(initiator, ()):
+        return verdict.message + (_FETCH_TAIL if initiator == "fetch" else _XHR_TAIL)
+    return verdict.message
+
+
+# -- request side ------------------------------------------------------------------------------------
+
+
+def normalize_method(method: str) -> str:
+    """Fetch's method normalisation: DELETE GET HEAD OPTIONS POST PUT are upper-cased, nothing else."""
+    upper = _upper(method)
+    return upper if upper in _NORMALIZED_METHODS else method
+
+
+def needs_preflight(method: str, headers: Headers) -> bool:
+    """Whether a page's request with this method and these headers makes the browser send a preflight."""
+    return normalize_method(method) not in _SAFELISTED_METHODS or bool(unsafe_request_headers(headers))
+
+
+def unsafe_request_headers(headers: Headers) -> list[str]:
+    """Fetch's "CORS-unsafe request-header names" as Chromium computes them for
+    Access-Control-Request-Headers: sorted, lower-cased, without duplicates.
+
+    Forbidden names (Cookie, Sec-*, ...) are left out: a page cannot set them, the browser adds them.
+    Fields of one name are combined as the browser holds them. Chromium also safelists a few client
+    hints (DPR, Width, Save-Data, ...) that the standard does not.
+    """
+    unsafe: set[str] = set()
+    safelisted: set[str] = set()
+    total = 0
+    for name, value in _combine(headers).items():
+        if _is_forbidden_request_header(name, value):
+            continue
+        if _is_safelisted_request_header(name, value):
+            safelisted.add(name)
+            total += len(_bytes(value))
+        else:
+            unsafe.add(name)
+    if total > _SAFELIST_TOTAL_MAX:
+        unsafe |= safelisted
+    return sorted(unsafe)
+
+
+def _is_forbidden_request_header(name: str, value: str) -> bool:
+    if name in _FORBIDDEN_REQUEST_HEADERS or name.startswith(_FORBIDDEN_PREFIXES):
+        return True
+    return name in _METHOD_OVERRIDE_HEADERS and any(
+        _lower(method) in _FORBIDDEN_METHODS for method in split_list(value)
+    )
+
+
+def _is_safelisted_request_header(name: str, value: str) -> bool:
+    """Fetch "CORS-safelisted request-header", plus Chromium's client hints (cors.cc)."""
+    raw = _bytes(value)
+    if len(raw) > _SAFELIST_VALUE_MAX:
+        return False
+    if name == "accept":
+        return not _UNSAFE_BYTES.intersection(raw)
+    if name in ("accept-language", "content-language"):
+        return _LANGUAGE_BYTES.issuperset(raw)
+    if name == "content-type":
+        return not _UNSAFE_BYTES.intersection(raw) and _mime_essence(value) in _SAFELISTED_MIME_ESSENCES
+    if name == "range":
+        return _is_simple_range(value)
+    if name in _CHROMIUM_DECIMAL_HINTS:
+        whole, dot, fraction = value.partition(".")
+        return _is_digits(whole) and (not dot or _is_digits(fraction))
+    if name in _CHROMIUM_INTEGER_HINTS:
+        return _is_digits(value)
+    if name == "ect":
+        return value in _CHROMIUM_ECT_VALUES
+    if name == "save-data":
+        return _lower(value) == "on"
+    return name == "intervention"
+
+
+def _mime_essence(value: str) -> str | None:
+    """The WHATWG MIME type parser, as far as the essence: lower-cased type/subtype, or None."""
+    value = value.strip(_HTTP_WHITESPACE)
+    kind, slash, rest = value.partition("/")
+    subtype = rest.partition(";")[0].rstrip(_HTTP_WHITESPACE)
+    if not slash or not is_token(kind) or not is_token(subtype):
+        return None
+    return f"{kind}/{subtype}".lower()
+
+
+def _is_simple_range(value: str) -> bool:
+    """Fetch "simple range header value": `bytes=N-` or `bytes=N-M` with N <= M, nothing else."""
+    if not value.startswith("bytes="):
+        return False
+    start, dash, end = value[6:].partition("-")
+    if not dash or not _is_digits(start) or not (end == "" or _is_digits(end)):
+        return False
+    return end == "" or int(start) <= int(end)
+
+
+# -- response side -----------------------------------------------------------------------------------
+
+
+def check_actual(origin: str, status: int, response_headers: Headers, credentials: bool) -> Verdict:
+    """The CORS check on a response to a cross-origin request (any status: errors are shared too)."""
+    return _check_actual(origin, status, _combine(response_headers), credentials)
+
+
+def _check_actual(origin: str, status: int, fields: dict[str, str], credentials: bool) -> Verdict:
+    notes: tuple[str, ...] = ()
+    if status in _REDIRECT_STATUSES and fields.get("location"):
+        notes = (
+            "redirect: the browser follows Location only if this check passes, and a hop to yet another "
+            "origin makes it send `Origin: null` next",
+        )
+    failure = _cors_check(origin, fields, credentials)
+    if failure is not None:
+        return _blocked(*failure, notes=notes)
+    return Verdict(True, "ok", "", notes)
+
+
+def check_preflight(
+    origin: str,
+    method: str,
+    request_header_names: Sequence[str],
+    status: int,
+    response_headers: Headers,
+    credentials: bool,
+    private_network: bool = False,
+    *,
+    address_space: str = "local",
+) -> Verdict:
+    """The CORS-preflight fetch's checks on a preflight response, in Chromium's order.
+
+    `method` is the actual request's (Access-Control-Request-Method), `request_header_names` the names in
+    Access-Control-Request-Headers, `credentials` the actual request's credentials mode. `address_space`
+    only words the Private Network Access message ("local" was loopback, "private" RFC 1918 in Chromium's
+    naming of that time).
+    """
+    fields = _combine(response_headers)
+    names = request_header_names
+    return _check_preflight(origin, method, names, status, fields, credentials, private_network, address_space)
+
+
+def _check_preflight(
+    origin: str,
+    method: str,
+    request_header_names: Sequence[str],
+    status: int,
+    fields: dict[str, str],
+    credentials: bool,
+    private_network: bool,
+    address_space: str,
+) -> Verdict:
+    if status in _REDIRECT_STATUSES and fields.get("location"):
+        return _blocked("preflight-redirect")
+    failure = _cors_check(origin, fields, credentials)
+    if failure is not None:
+        return _blocked(*failure, prefix=PREFLIGHT_PREFIX)
+    if not 200 <= status <= 299:
+        return _blocked("preflight-status")
+
+    notes: list[str] = []
+    if private_network:
+        notes.append(PRIVATE_NETWORK_NOTE)
+        allow_private_network = fields.get(ACAPN)
+        if allow_private_network is None:
+            return _blocked("pna-missing", address_space, notes=notes)
+        if allow_private_network != "true":
+            return _blocked("pna-invalid", address_space, allow_private_network, notes=notes)
+
+    methods = _allow_list(fields.get(ACAM))
+    if methods is None:
+        return _blocked("acam-parse", notes=notes)
+    allowed_headers = _allow_list(fields.get(ACAH))
+    if allowed_headers is None:
+        return _blocked("acah-parse", notes=notes)
+
+    method = normalize_method(method)
+    if not (method in _SAFELISTED_METHODS or method in methods or (not credentials and "*" in methods)):
+        if _upper(method) in {_upper(m) for m in methods}:
+            notes.append(
+                f"methods compare case-sensitively: {method} is not listed, only another spelling of it; "
+                "browsers upper-case only DELETE, GET, HEAD, OPTIONS, POST and PUT"
+            )
+        return _blocked("method-not-allowed", method, notes=notes)
+
+    allowed = {_lower(name) for name in allowed_headers}
+    names = sorted({_lower(name.strip(" \t")) for name in request_header_names} - {""})
+    if not credentials and "*" in allowed:
+        if "authorization" in names and "authorization" not in allowed:
+            notes.append(AUTHORIZATION_NOTE)
+            if CHROMIUM_AUTHORIZATION_WILDCARD_ENFORCED:
+                return _blocked("header-not-allowed", "authorization", notes=notes)
+    else:
+        for name in names:
+            if name not in allowed:
+                return _blocked("header-not-allowed", name, notes=notes)
+    return Verdict(True, "ok", "", tuple(notes))
+
+
+def _cors_check(origin: str, fields: dict[str, str], credentials: bool) -> tuple[str, ...] | None:
+    """Chromium's CheckAccess: the failing rule and its hint, or None."""
+    allow_origin = fields.get(ACAO)
+    if allow_origin == "*":
+        return ("acao-wildcard-credentials",) if credentials else None
+    if allow_origin is None:
+        return ("acao-missing",)
+    if allow_origin != origin:
+        if " " in allow_origin or "," in allow_origin:
+            return "acao-multiple", allow_origin
+        if allow_origin != "null" and not _parses_as_url(allow_origin):
+            return "acao-invalid", allow_origin
+        return "acao-mismatch", allow_origin
+    allow_credentials = fields.get(ACAC)
+    if credentials and allow_credentials != "true":
+        return "acac-not-true", allow_credentials or ""
+    return None
+
+
+def _blocked(rule: str, *hints: str, prefix: str = "", notes: Sequence[str] = ()) -> Verdict:
+    return Verdict(False, rule, prefix + _MESSAGES[rule].format(*map(_hint, hints)), tuple(notes))
+
+
+def readable_response_headers(response_headers: Headers, credentials: bool) -> list[str]:
+    """The response header names a page's script can read (sorted, lower-cased): the safelisted ones and
+    those in Access-Control-Expose-Headers (`*` meaning all only without credentials), never Set-Cookie.
+    An Access-Control-Expose-Headers that is not a token list exposes nothing (as Chromium 156 does)."""
+    fields = _combine(response_headers)
+    exposed = {_lower(name) for name in _allow_list(fields.get(ACEH)) or ()}
+    everything = not credentials and "*" in exposed
+    return sorted(
+        name
+        for name in fields
+        if name not in _NEVER_EXPOSED and (everything or name in _SAFELISTED_RESPONSE_HEADERS or name in exposed)
+    )
+
+
+# -- one flow ----------------------------------------------------------------------------------------
+
+
+def diagnose(method: str, request_headers: Headers, status: int, response_headers: Headers) -> Diagnosis:
+    """Judge one flow as the proxy saw it, in both credentials modes."""
+    request = _combine(request_headers)
+    origin = request.get("origin")
+    if request.get("sec-fetch-site") == "same-origin":
+        return Diagnosis("same-origin", None, OK, OK)
+    if origin is None:
+        return Diagnosis("no-origin", None, OK, OK)
+    if request.get("sec-fetch-mode", "cors") != "cors":
+        return Diagnosis("no-cors", None, OK, OK)
+    requested_method = request.get("access-control-request-method")
+    fields = _combine(response_headers)
+    if _upper(method) == "OPTIONS" and requested_method is not None:
+        names = split_list(request.get("access-control-request-headers"))
+        private_network = request.get("access-control-request-private-network") == "true"
+        return Diagnosis(
+            "preflight",
+            None,
+            *(
+                _check_preflight(origin, requested_method, names, status, fields, mode, private_network, "local")
+                for mode in (False, True)
+            ),
+        )
+    return Diagnosis(
+        "actual",
+        True if "cookie" in request else None,
+        *(_check_actual(origin, status, fields, mode) for mode in (False, True)),
+    )
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def _combine(headers: Headers) -> dict[str, str]:
+    """Fields by lower-cased name, values trimmed and joined with ", " (Chromium's GetNormalizedHeader):
+    two Access-Control-Allow-Origin fields become one value with a comma, as the browser sees them."""
+    combined: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    for name, value in headers:
+        key = _lower(name)
+        if key in combined:
+            repeated.setdefault(key, [combined[key]]).append(value.strip(" \t"))
+        else:
+            combined[key] = value.strip(" \t")
+    for key, values in repeated.items():
+        combined[key] = ", ".join(values)
+    return combined
+
+
+def _allow_list(value: str | None) -> list[str] | None:
+    """An Access-Control-Allow-*/-Expose-* list (empty items skipped), or None if an item is not a token."""
+    items = split_list(value)
+    return items if all(map(is_token, items)) else None
+
+
+def _parses_as_url(value: str) -> bool:
+    """Roughly whether Chromium's GURL takes `value` as a valid URL; it only decides between Chrome's
+    "invalid value" and "not equal" messages, never between ok and blocked."""
+    try:
+        text = _bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    text = text.replace("\t", "").replace("\n", "").replace("\r", "")
+    scheme, colon, rest = text.partition(":")
+    if not colon or not scheme or not scheme[0].isascii() or not scheme[0].isalpha():
+        return False
+    if not _SCHEME_CHARS.issuperset(scheme):
+        return False
+    if scheme.lower() not in _SPECIAL_SCHEMES:
+        return True
+    authority = rest.lstrip("/\\")
+    for stop in "/?#\\":
+        authority = authority.partition(stop)[0]
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):
+        literal, bracket, after = host[1:].partition("]")
+        if not bracket or not literal or not _IPV6_CHARS.issuperset(literal) or after[:1] not in ("", ":"):
+            return False
+        return _is_port(after[1:])
+    host, _, port = host.partition(":")
+    if not host or _FORBIDDEN_HOST_CHARS.intersection(host) or not _is_port(port):
+        return False
+    return all(len(escape) >= 2 and _HEX.issuperset(escape[:2]) for escape in host.split("%")[1:])
+
+
+def _is_port(value: str) -> bool:
+    return value == "" or (len(value) <= 5 and _is_digits(value) and int(value) <= 65535)
+
+
+def _hint(value: str) -> str:
+    """Chromium's EncodeHint: printable ASCII bytes as they are, any other byte as \\u00XX."""
+    return "".join(chr(b) if 0x20 <= b <= 0x7E else f"\\u{b:04X}" for b in _bytes(value))
+
+
+def _bytes(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
+
+
+def _is_digits(value: str) -> bool:
+    return bool(value) and _DIGITS.issuperset(value)
+
+
+def _lower(value: str) -> str:
+    """ASCII lower-casing only, as browsers do: the Kelvin sign must not become the k of "cookie"."""
+    return value.lower() if value.isascii() else value.translate(_TO_LOWER)
+
+
+def _upper(value: str) -> str:
+    return value.upper() if value.isascii() else value.translate(_TO_UPPER)

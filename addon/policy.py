@@ -69,7 +69,9 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
-CommaList = Annotated[tuple[Annotated[str, Strict()], ...], BeforeValidator(_comma_list)]
+CommaList = Annotated[
+    tuple[Annotated[str, Strict()], ...], BeforeValidator(_comma_list, json_schema_input_type=str | list[str])
+]
 # YAML 1.2 keeps `yes`/`on` as strings; strict scalars refuse them instead of guessing.
 Bool = Annotated[bool, Strict()]
 Int = Annotated[int, Strict()]
@@ -154,7 +156,9 @@ class Plugin(_Model):
     """An APIG plug-in policy; corsgate implements the `cors` type."""
 
     type: Literal["cors"] = Field(description="Plug-in type; corsgate implements 'cors'.")
-    content: CorsContent
+    content: CorsContent = Field(
+        description="The plug-in's settings: APIG CorsPluginContent plus corsgate's extensions."
+    )
 
 
 class Backend(_Model):
@@ -192,7 +196,9 @@ class Api(_Model):
     auth: Literal["none", "app", "iam"] = Field(
         default="none", description="APIG security authentication; not 'none' requires an Authorization header."
     )
-    backend: Backend = Field(default_factory=Backend)
+    backend: Backend = Field(
+        default_factory=Backend, description="Where its requests go: the upstream (http, default) or a mock response."
+    )
 
     @field_validator("path")
     @classmethod
@@ -220,7 +226,9 @@ class Policy(_Model):
     """A whole policy file."""
 
     version: Literal[1] = Field(description="Format version; always 1.")
-    gateway: Gateway = Field(default_factory=Gateway)
+    gateway: Gateway = Field(
+        default_factory=Gateway, description="Gateway-wide behaviour: X-Request-Id, Server header, unmatched requests."
+    )
     plugins: dict[str, Plugin] = Field(default_factory=dict, description="Plug-in policies by name.")
     apis: tuple[Api, ...] = Field(default=(), description="The APIs, in file order.")
 
@@ -344,15 +352,15 @@ def _alias_line(text: str) -> int | None:
 
 
 def _problems(error: ValidationError, text: str) -> list[Problem]:
-    tree = _located_tree(text)
+    tree = located_tree(text)
     problems: list[Problem] = []
     for err in error.errors(include_url=False):
         loc = tuple(err["loc"])
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _CrossFieldErrors):
-            problems.extend(Problem(_line_of(tree, sub), _field_path(sub), msg) for sub, msg in ctx_error.problems)
+            problems.extend(Problem(line_of(tree, sub), _field_path(sub), msg) for sub, msg in ctx_error.problems)
             continue
-        problems.append(Problem(_line_of(tree, loc), _field_path(loc), _message(err, loc)))
+        problems.append(Problem(line_of(tree, loc), _field_path(loc), _message(err, loc)))
     return problems
 
 
@@ -415,15 +423,15 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _located_tree(text: str) -> Any:
-    """Round-trip parse (YAML or JSON) that keeps line numbers; only used once errors exist."""
+def located_tree(text: str) -> Any:
+    """Round-trip parse (YAML or JSON) that keeps line numbers: for error messages and the linter."""
     try:
         return YAML(typ="rt").load(text)
     except Exception:  # the fast parser accepted it; line info is a nicety, never a new failure
         return None
 
 
-def _line_of(tree: Any, loc: tuple[Any, ...]) -> int | None:
+def line_of(tree: Any, loc: tuple[Any, ...]) -> int | None:
     """Line (1-based) of the deepest node on loc that exists in the round-trip tree."""
     node, line = tree, None
     for part in loc:

@@ -1,0 +1,239 @@
+"""Turn what Huawei APIG exports into a corsgate policy (DESIGN §5; facts in shared/notes/apig-import.md).
+
+Input: an API export (Swagger 2.0 or OpenAPI 3.0, JSON or YAML, with APIG's `x-apigateway-*` extensions)
+and APIG plug-in objects (PluginInfo as the plug-in list/show APIs return them, `plugin_content` being the
+JSON string APIG stores). Output: the policy as plain data, plus notes on everything that was left out or
+guessed. Pure: text in, data out; scripts/apig-import does the files.
+
+What maps to what:
+- each operation (`get`, `put`, ..., `x-apigateway-any-method`) is one API: `operationId` its name, the
+  path (with Swagger's `basePath`) its path, `info.title` its group;
+- `x-apigateway-match-mode` -> match_mode, `x-apigateway-cors` -> cors, `x-apigateway-plugins` -> plugins;
+- `security` -> auth (none when absent, as APIG exports auth NONE), via the scheme's
+  `x-apigateway-auth-type` (AppSigv1 -> app, IAM -> iam);
+- `x-apigateway-backend` type MOCK -> a mock backend with `mockEndpoints.result-content` as its body, status
+  200 and `Content-Type: application/json` (the export carries neither; APIG's documented mock answers
+  show both); HTTP, HTTP-VPC and FUNCTION -> the upstream;
+- the export's host/servers are ignored, as APIG's own import ignores them: the APIs match any host;
+- unmatched requests are rejected with APIG.0101, as on APIG.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from addon.routing import parse_path
+
+OPERATIONS = {
+    "get": "GET", "post": "POST", "put": "PUT", "delete": "DELETE", "head": "HEAD", "patch": "PATCH",
+    "options": "OPTIONS", "x-apigateway-any-method": "ANY",
+}  # fmt: skip
+CORS_FIELDS = ("allow_origin", "allow_methods", "allow_headers", "expose_headers", "max_age", "allow_credentials")
+MOCK_HEADERS = {"Content-Type": "application/json"}
+
+
+class ApigImportError(ValueError):
+    """The input is not something APIG exports."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plugins:
+    """The plug-ins given: CORS ones converted (by name), the names of the others, and notes."""
+
+    cors: dict[str, dict[str, Any]]
+    other: frozenset[str]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """A converted policy (plain data, in the policy file's shape) and what the conversion had to say."""
+
+    policy: dict[str, Any]
+    notes: tuple[str, ...]
+
+
+def read_document(text: str, source: str) -> Any:
+    """An export or plug-in file: JSON or YAML."""
+    document = _json(text)
+    if document is not None:
+        return document
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError as e:
+        raise ApigImportError(f"{source}: neither JSON nor YAML: {e}") from None
+
+
+def plugins_from(documents: Iterable[Any]) -> Plugins:
+    """The plug-ins in plug-in documents: a list response {"plugins": [...]}, a list of PluginInfo or
+    AttachedPluginInfo objects, or one of them. Other types than cors are noted and left out."""
+    found: dict[str, dict[str, Any]] = {}
+    other: set[str] = set()
+    notes: list[str] = []
+    for document in documents:
+        items = document.get("plugins") if isinstance(document, Mapping) and "plugins" in document else document
+        for item in items if isinstance(items, list) else [items]:
+            if not isinstance(item, Mapping) or "plugin_name" not in item or "plugin_type" not in item:
+                raise ApigImportError(f"not an APIG plug-in object (plugin_name, plugin_type, ...): {item!r:.200}")
+            name, kind = str(item["plugin_name"]), str(item["plugin_type"])
+            if kind != "cors":
+                other.add(name)
+                notes.append(f"plug-in {name!r} is of type {kind!r}; corsgate implements only 'cors', left out")
+                continue
+            content, form = _plugin_content(name, item.get("plugin_content"))
+            if form != "a JSON string":
+                notes.append(f"plug-in {name!r}: plugin_content was {form}, read as its JSON")
+            found[name] = _cors_content(name, content, notes)
+    return Plugins(found, frozenset(other), tuple(notes))
+
+
+def _plugin_content(name: str, raw: Any) -> tuple[Mapping[str, Any], str]:
+    """plugin_content as APIG stores it (a JSON string), or as documentation examples mangle it."""
+    if isinstance(raw, Mapping):
+        return raw, "a JSON object"
+    if isinstance(raw, str):
+        value = _json(raw)
+        if isinstance(value, Mapping):
+            return value, "a JSON string"
+        inner = _json(value) if isinstance(value, str) else _json(raw.replace('\\"', '"'))
+        if isinstance(inner, Mapping):
+            return inner, "a JSON string inside a string" if isinstance(value, str) else "JSON with escaped quotes"
+    raise ApigImportError(f"plug-in {name!r}: plugin_content is not a JSON object or a JSON string of one")
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """An object of the document, or an empty one where the document has something else."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _cors_content(name: str, content: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    """CorsPluginContent's six fields, as given; anything else is noted and left out."""
+    extra = sorted(set(content) - set(CORS_FIELDS))
+    if extra:
+        notes.append(f"plug-in {name!r}: fields {', '.join(extra)} are not CorsPluginContent, left out")
+    return {"type": "cors", "content": {key: content[key] for key in CORS_FIELDS if key in content}}
+
+
+def convert(export: Any, plugins: Plugins | None = None) -> Imported:
+    """The policy for an APIG export and the plug-ins its APIs are bound to."""
+    if not isinstance(export, Mapping) or not ("swagger" in export or "openapi" in export):
+        raise ApigImportError("not a Swagger 2.0 or OpenAPI 3.0 document (no 'swagger' or 'openapi' key)")
+    plugins = plugins or Plugins({}, frozenset(), ())
+    notes = list(plugins.notes)
+    info = _mapping(export.get("info"))
+    group = str(info.get("title") or "")
+    base = str(export.get("basePath") or "").rstrip("/") if "swagger" in export else ""
+    components = _mapping(export.get("components"))
+    schemes = _mapping(export.get("securityDefinitions") or components.get("securitySchemes"))
+    apis = []
+    for path, item in _mapping(export.get("paths")).items():
+        if not isinstance(item, Mapping):
+            continue
+        for key, operation in item.items():
+            method = OPERATIONS.get(str(key).lower())
+            if method is None or not isinstance(operation, Mapping):
+                continue  # parameters, servers, summary ...
+            full = (base + str(path)) or "/"
+            label = f"{method} {full}"
+            try:
+                parse_path(full)
+            except ValueError as e:
+                notes.append(f"{label} left out: {e}")
+                continue
+            api = {"name": str(operation.get("operationId") or label), "group": group, "method": method,
+                   "path": full, "match_mode": _match_mode(operation, label, notes),
+                   "cors": operation.get("x-apigateway-cors") is True,
+                   "auth": _auth(operation.get("security", export.get("security")), schemes, label, notes)}
+            bound = _bound_plugins(operation.get("x-apigateway-plugins"), plugins, label, notes)
+            if bound:
+                api["plugins"] = bound
+            backend = _backend(operation.get("x-apigateway-backend"), label, notes)
+            if backend:
+                api["backend"] = backend
+            apis.append(api)
+    if not apis:
+        raise ApigImportError("the export has no operations under 'paths'")
+    policy = {
+        "version": 1,
+        "gateway": {"request_id": True, "server": "api-gateway", "unmatched": "reject"},
+        "plugins": dict(plugins.cors),
+        "apis": apis,
+    }
+    return Imported(policy, tuple(notes))
+
+
+def _match_mode(operation: Mapping[str, Any], label: str, notes: list[str]) -> str:
+    mode = str(operation.get("x-apigateway-match-mode") or "NORMAL").upper()
+    if mode not in ("NORMAL", "SWA"):
+        notes.append(f"{label}: match mode {mode!r} is not NORMAL or SWA, imported as NORMAL")
+        return "NORMAL"
+    return mode
+
+
+def _auth(requirements: Any, schemes: Mapping[str, Any], label: str, notes: list[str]) -> str:
+    """APIG exports auth NONE as no `security` at all; App and IAM name their security scheme."""
+    names = [name for requirement in requirements or () if isinstance(requirement, Mapping) for name in requirement]
+    for name in names:
+        scheme = _mapping(schemes.get(name))
+        kind = str(scheme.get("x-apigateway-auth-type", "")).upper()
+        if kind == "IAM" or name == "apig-auth-iam":
+            return "iam"
+        if kind.startswith("APPSIG") or name.startswith("apig-auth-app"):
+            return "app"
+    if names:
+        notes.append(f"{label}: security {', '.join(names)} is neither App nor IAM auth, imported as auth none")
+    return "none"
+
+
+def _bound_plugins(names: Any, plugins: Plugins, label: str, notes: list[str]) -> list[str]:
+    """The bound CORS plug-ins; one that was not given is noted (its content is not in the export)."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    bound = []
+    for name in map(str, names or ()):
+        if name in plugins.cors:
+            bound.append(name)
+        elif name not in plugins.other:
+            notes.append(f"{label}: bound plug-in {name!r} left out: give its JSON with --plugins")
+    return bound
+
+
+def _backend(backend: Any, label: str, notes: list[str]) -> dict[str, Any] | None:
+    """A mock backend for MOCK; None (the upstream) for everything else, including a `spec` export's none."""
+    if not isinstance(backend, Mapping):
+        return None
+    kind = str(backend.get("type") or "").upper()
+    if kind == "MOCK":
+        mock = _mapping(backend.get("mockEndpoints"))
+        body = mock.get("result-content", "")
+        return {"type": "mock", "status": 200, "body": body if isinstance(body, str) else json.dumps(body),
+                "headers": dict(MOCK_HEADERS)}
+    if kind not in ("", "HTTP", "HTTP-VPC"):
+        notes.append(f"{label}: backend type {kind} becomes the upstream behind the proxy")
+    return None
+
+
+def to_yaml(imported: Imported, header: Iterable[str] = ()) -> str:
+    """The policy as a YAML file: header comment lines, the notes as comments, then the policy."""
+    out = io.StringIO()
+    for line in (*header, *(f"note: {n}" for n in imported.notes)):
+        out.write("# " + line.replace("\n", " ") + "\n")
+    yaml = YAML(typ="rt")  # keeps the policy's key order
+    yaml.default_flow_style = False
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.dump(imported.policy, out)
+    return out.getvalue()

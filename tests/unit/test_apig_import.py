@@ -1,0 +1,154 @@
+"""APIG export + plug-in JSON -> policy: the mapping of every extension, both OpenAPI versions alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from addon.apig_import import ApigImportError, convert, plugins_from, read_document, to_yaml
+from addon.lint import lint
+from addon.policy import parse_policy
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "apig"
+CONTENT = {"allow_origin": "https://a.example.com", "allow_methods": "GET,PUT", "max_age": 600}
+
+
+def fixture(name: str) -> Any:
+    return read_document((FIXTURES / name).read_text(), name)
+
+
+def imported(export: str = "export-swagger.json") -> dict[str, Any]:
+    return convert(fixture(export), plugins_from([fixture("plugins.json")])).policy
+
+
+def plugin(content: Any, kind: str = "cors", name: str = "web") -> dict[str, Any]:
+    return {"plugin_id": "x", "plugin_name": name, "plugin_type": kind, "plugin_scope": "global",
+            "plugin_content": content}
+
+
+def swagger(operation: dict[str, Any], path: str = "/a", **root: Any) -> dict[str, Any]:
+    return {"swagger": "2.0", "info": {"title": "g"}, "paths": {path: {"get": operation}}, **root}
+
+
+def test_swagger_and_openapi3_exports_give_the_same_policy() -> None:
+    assert imported("export-swagger.json") == imported("export-oas3.yaml")
+
+
+def test_fixture_maps_every_extension() -> None:
+    policy = imported()
+    apis = {api["name"]: api for api in policy["apis"]}
+    assert list(apis) == ["simple_get", "simple_put", "preflight", "files_any"]
+    assert apis["simple_get"] == {"name": "simple_get", "group": "seed", "method": "GET", "path": "/simple",
+                                  "match_mode": "NORMAL", "cors": True, "auth": "none"}
+    assert apis["simple_put"]["method"] == "PUT" and apis["simple_put"]["cors"] is True
+    assert apis["preflight"] == {
+        "name": "preflight", "group": "seed", "method": "OPTIONS", "path": "/", "match_mode": "SWA", "cors": True,
+        "auth": "none",
+        "backend": {"type": "mock", "status": 200, "body": "", "headers": {"Content-Type": "application/json"}},
+    }
+    files = apis["files_any"]
+    assert (files["method"], files["path"], files["auth"], files["cors"]) == ("ANY", "/files/{path+}", "app", False)
+    assert files["plugins"] == ["files_cors"]  # resp_headers (set_resp_headers) is not a CORS plug-in
+    assert "backend" not in files  # HTTP-VPC: the upstream behind the proxy
+    assert policy["plugins"] == {"files_cors": {"type": "cors", "content": {
+        "allow_origin": "http://www.cors.com,https://app.cors.example", "allow_methods": "GET,PUT,DELETE",
+        "allow_headers": "Content-Type,Authorization,X-Sdk-Date", "expose_headers": "X-Request-Id", "max_age": 600,
+        "allow_credentials": True}}}
+    assert policy["gateway"] == {"request_id": True, "server": "api-gateway", "unmatched": "reject"}
+
+
+def test_yaml_output_loads_and_lints_clean() -> None:
+    result = convert(fixture("export-oas3.yaml"), plugins_from([fixture("plugins.json")]))
+    text = to_yaml(result, ["imported for a test"])
+    assert text.startswith("# imported for a test\n# note: plug-in 'resp_headers' is of type 'set_resp_headers'")
+    loaded = parse_policy(text, "imported.yaml")
+    assert [api.name for api in loaded.policy.apis] == ["simple_get", "simple_put", "preflight", "files_any"]
+    origins = loaded.policy.plugins["files_cors"].content.allow_origin
+    assert origins == ("http://www.cors.com", "https://app.cors.example")
+    assert lint(text) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "form"),
+    [
+        (json.dumps(CONTENT), None),  # what APIG stores: a JSON string
+        (CONTENT, "a JSON object"),
+        (json.dumps(json.dumps(CONTENT)), "a JSON string inside a string"),
+        (json.dumps(CONTENT).replace('"', '\\"'), "JSON with escaped quotes"),  # the docs' double escaping
+    ],
+)
+def test_plugin_content_in_every_form_apig_or_its_docs_use(content: Any, form: str | None) -> None:
+    plugins = plugins_from([{"plugins": [plugin(content)]}])
+    assert plugins.cors == {"web": {"type": "cors", "content": CONTENT}}
+    assert plugins.notes == ((f"plug-in 'web': plugin_content was {form}, read as its JSON",) if form else ())
+
+
+def test_plugin_documents_list_single_and_attached_forms() -> None:
+    attached = {**plugin(json.dumps(CONTENT), name="b"), "env_name": "RELEASE", "plugin_attach_id": "1"}
+    plugins = plugins_from([[plugin(json.dumps(CONTENT), name="a")], attached])
+    assert sorted(plugins.cors) == ["a", "b"]
+
+
+def test_unknown_cors_fields_are_left_out_with_a_note() -> None:
+    plugins = plugins_from([plugin(json.dumps({**CONTENT, "allow_private": True}))])
+    assert plugins.cors["web"]["content"] == CONTENT
+    assert plugins.notes == ("plug-in 'web': fields allow_private are not CorsPluginContent, left out",)
+
+
+def test_bad_plugin_documents_are_refused() -> None:
+    with pytest.raises(ApigImportError, match="not an APIG plug-in object"):
+        plugins_from([{"name": "web"}])
+    with pytest.raises(ApigImportError, match="plugin_content is not a JSON object"):
+        plugins_from([plugin("allow_origin=*")])
+
+
+def test_base_path_and_root_security() -> None:
+    export = swagger({"operationId": "a"}, "/a/{id}", basePath="/v1/", security=[{"apig-auth-iam": []}])
+    (api,) = convert(export).policy["apis"]
+    assert (api["path"], api["auth"], api["match_mode"], api["cors"]) == ("/v1/a/{id}", "iam", "NORMAL", False)
+
+
+def test_operation_security_overrides_root_and_empty_means_none() -> None:
+    export = swagger({"operationId": "a", "security": []}, security=[{"apig-auth-app": []}])
+    assert convert(export).policy["apis"][0]["auth"] == "none"
+
+
+def test_custom_authorizer_is_imported_as_auth_none_with_a_note() -> None:
+    export = swagger({"operationId": "a", "security": [{"my-authorizer": []}]},
+                     securityDefinitions={"my-authorizer": {"type": "apiKey", "x-apigateway-auth-type": "AUTHORIZER"}})
+    result = convert(export)
+    assert result.policy["apis"][0]["auth"] == "none"
+    assert result.notes == ("GET /a: security my-authorizer is neither App nor IAM auth, imported as auth none",)
+
+
+def test_unknown_bound_plugin_and_unsupported_path_are_noted() -> None:
+    export = swagger({"operationId": "a", "x-apigateway-plugins": ["missing"]})
+    export["paths"]["/users/prefix-{name}"] = {"get": {"operationId": "b"}}
+    result = convert(export)
+    assert [api["name"] for api in result.policy["apis"]] == ["a"]
+    assert "plugins" not in result.policy["apis"][0]
+    assert result.notes[0] == "GET /a: bound plug-in 'missing' left out: give its JSON with --plugins"
+    assert result.notes[1].startswith("GET /users/prefix-{name} left out: ")
+
+
+def test_mock_body_function_backend_and_match_mode_case() -> None:
+    export = swagger({"operationId": "m", "x-apigateway-match-mode": "swa",
+                      "x-apigateway-backend": {"type": "MOCK", "mockEndpoints": {"result-content": '{"ok":true}'}}})
+    export["paths"]["/f"] = {"post": {"operationId": "f", "x-apigateway-backend": {"type": "FUNCTION"}}}
+    result = convert(export)
+    mock, function = result.policy["apis"]
+    assert mock["match_mode"] == "SWA" and mock["backend"]["body"] == '{"ok":true}'
+    assert "backend" not in function
+    assert result.notes == ("POST /f: backend type FUNCTION becomes the upstream behind the proxy",)
+
+
+def test_not_an_export_is_refused() -> None:
+    with pytest.raises(ApigImportError, match="not a Swagger 2.0 or OpenAPI 3.0 document"):
+        convert({"plugins": []})
+    with pytest.raises(ApigImportError, match="no operations"):
+        convert({"swagger": "2.0", "paths": {}})
+    with pytest.raises(ApigImportError, match="neither JSON nor YAML"):
+        read_document("{: [", "broken.yaml")

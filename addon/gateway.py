@@ -259,7 +259,8 @@ class CorsGateway:
     def response(self, f: http.HTTPFlow) -> None:
         if f.response is None or f.response.status_code == 101:
             return
-        self._up_until[(f.request.host, f.request.port)] = time.monotonic() + UP_FOR
+        if not f.metadata.get("corsgate.answered"):  # only the upstream's own answer shows it is up
+            self._up_until[(f.request.host, f.request.port)] = time.monotonic() + UP_FOR
         self._diagnose(f, f.response.status_code, f.response.headers.fields)
 
     def error(self, f: http.HTTPFlow) -> None:

@@ -234,6 +234,10 @@ def unsafe_request_headers(headers: Headers) -> list[str]:
     Forbidden names (Cookie, Sec-*, ...) are left out: a page cannot set them, the browser adds them.
     Fields of one name are combined as the browser holds them. Chromium also safelists a few client
     hints (DPR, Width, Save-Data, ...) that the standard does not.
+
+    `headers` are the request's as the page made it (plus the Content-Type fetch() gives a body), not as
+    it reaches the wire: Chromium's network stack adds fields below CORS that never count (Cache-Control
+    and Pragma: no-cache for `cache: 'no-store'`), so a request seen by a proxy may name more.
     """
     unsafe: set[str] = set()
     safelisted: set[str] = set()

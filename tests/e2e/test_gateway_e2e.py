@@ -197,6 +197,20 @@ def test_unreachable_upstream_is_a_cors_readable_502(policy: str | None) -> None
     assert values(headers, "Server") == (["api-gateway"] if policy else [])
 
 
+def test_unreachable_upstream_after_a_locally_answered_preflight() -> None:
+    """A preflight the gateway answers says nothing about the upstream: the request after it is probed too."""
+    origin = "http://localhost:5173"
+    with Proxy(None, mode=f"reverse:http://127.0.0.1:{_dead_port()}") as proxy:
+        status, _, _ = http("OPTIONS", f"{proxy.url}/items",
+                            {"Origin": origin, "Access-Control-Request-Method": "POST",
+                             "Access-Control-Request-Headers": "content-type"})
+        assert status == 200
+        status, headers, body = http("POST", f"{proxy.url}/items",
+                                     {"Origin": origin, "Content-Type": "application/json"}, body="{}")
+    assert status == 502 and json.loads(body)["error_code"] == "APIG.0201"
+    assert values(headers, "Access-Control-Allow-Origin") == [origin]
+
+
 def test_disallowed_origin(backend: Backend) -> None:
     policy = str(POLICIES / "strict-allowlist.yaml")
     evil = "https://evil.example.net"

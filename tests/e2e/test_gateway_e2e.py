@@ -38,12 +38,6 @@ def cors_names(headers: list[tuple[str, str]]) -> set[str]:
     return {k.lower() for k, _ in headers if k.lower().startswith("access-control-")}
 
 
-@pytest.fixture(scope="module")
-def backend() -> Iterator[Backend]:
-    with Backend() as b:
-        yield b
-
-
 @pytest.fixture(scope="module", params=["reverse", "regular"])
 def seed(request: pytest.FixtureRequest, backend: Backend) -> Iterator[tuple[Proxy, str, str | None]]:
     """(proxy, base URL the client asks for, proxy URL for regular mode or None)."""

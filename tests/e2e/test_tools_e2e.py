@@ -91,12 +91,6 @@ def send(proxy: Proxy, method: str, path: str, headers: Sequence[tuple[str, str]
 
 
 @pytest.fixture(scope="module")
-def backend() -> Iterator[Backend]:
-    with Backend() as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
 def seed_proxy(backend: Backend) -> Iterator[Proxy]:
     with Proxy(policy=SEED_POLICY, mode=f"reverse:{backend.url}") as p:
         yield p

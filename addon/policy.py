@@ -362,7 +362,8 @@ def _problems(error: ValidationError, text: str) -> list[Problem]:
         if isinstance(ctx_error, _CrossFieldErrors):
             problems.extend(Problem(line_of(tree, sub), _field_path(sub), msg) for sub, msg in ctx_error.problems)
             continue
-        problems.append(Problem(line_of(tree, loc), _field_path(loc), _message(err, loc)))
+        line = line_of(tree, loc) or (1 if not loc else None)  # an empty or truncated file: its first line
+        problems.append(Problem(line, _field_path(loc), _message(err, loc)))
     return problems
 
 

@@ -49,12 +49,6 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-@pytest.fixture(scope="module")
-def backend() -> Iterator[Backend]:
-    with Backend() as b:
-        yield b
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Path:
     path = tmp_path / "live.yaml"

@@ -151,3 +151,7 @@ def test_missing_file() -> None:
 
 def test_wrong_version() -> None:
     assert "version: must be one of" in str(_error("version: 2\n"))
+
+
+def test_empty_file_names_line_1() -> None:
+    assert str(_error("")).startswith("p.yaml:1: (top level): must be a mapping")

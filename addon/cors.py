@@ -356,7 +356,8 @@ def _expose_value(rule: CorsRule, response_headers: Iterable[tuple[str, str]]) -
     seen: dict[str, str] = {}
     for name, _ in response_headers:
         low = name.lower()
-        if low not in _NEVER_EXPOSED and not low.startswith("access-control-"):
+        # Only field names: with validate_inbound_headers off, mitmproxy passes any upstream name through.
+        if is_token(name) and low not in _NEVER_EXPOSED and not low.startswith("access-control-"):
             seen.setdefault(low, name)
     for name in rule.content.expose_headers:
         if name != "*":

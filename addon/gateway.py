@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from mitmproxy.log import ALERT
 from addon import verdict
 from addon.cors import Decision, Engine, RequestFacts, merge_vary, response_edit
 from addon.fields import split_list
-from addon.policy import DEFAULT_POLICY, PolicyError, load_policy
+from addon.policy import DEFAULT_POLICY, PolicyError, Problem, load_policy
 from addon.responses import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, GatewayResponse, error_response
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ PROBE_TIMEOUT = 3.0  # seconds to connect upstream before answering 504
 UP_FOR = 2.0  # seconds a reachable upstream is trusted without probing again
 MAX_PENDING = 100_000  # flows remembered between request and response; a bound, not a tuning knob
 BLOCKED_MARK = ":no_entry:"
+# Control characters (and the Unicode line/paragraph separators and bidi overrides) in client-sent values:
+# written raw, a CR or an obs-fold (kept by mitmproxy as CR LF SP) would forge a log line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+LOGGED_VALUE_MAX = 300
 
 
 def parse_flag(name: str, value: str) -> bool:
@@ -207,6 +212,9 @@ class CorsGateway:
             engine: Engine | PolicyError = await asyncio.to_thread(lambda: Engine(load_policy(source)))
         except PolicyError as e:
             engine = e
+        except Exception as e:  # a loader bug must not end the watcher: later edits must still be seen
+            logger.exception("corsgate: could not load %s", source)
+            engine = PolicyError(source, [Problem(None, "", f"{type(e).__name__}: {e}")])
         if (self.engine, self._signature) != before:
             return  # :set or cors.reload moved on while this file was loading; their result stands
         if isinstance(engine, PolicyError):
@@ -233,7 +241,8 @@ class CorsGateway:
         try:
             decision = engine.decide(request_facts(f.request))
         except Exception:  # a malformed request must never break the proxy
-            logger.exception("corsgate: could not decide on %s %s", f.request.method, f.request.pretty_url)
+            logger.exception("corsgate: could not decide on %s %s", loggable(f.request.method),
+                             loggable(f.request.pretty_url))
             return
         if decision.action == "pass":
             return
@@ -309,7 +318,8 @@ class CorsGateway:
                 f.request.method, _text_pairs(request_fields), status, _text_pairs(fields)
             )
         except Exception:  # the judge must never take the proxy down either
-            logger.exception("corsgate: could not diagnose %s %s", f.request.method, f.request.pretty_url)
+            logger.exception("corsgate: could not diagnose %s %s", loggable(f.request.method),
+                             loggable(f.request.pretty_url))
             return
         if diagnosis.kind in ("same-origin", "no-origin", "no-cors"):
             return
@@ -322,7 +332,8 @@ class CorsGateway:
             f.marked = BLOCKED_MARK
             logger.warning(
                 "CORS blocked: %s %s from origin %s: %s%s",
-                f.request.method, f.request.pretty_url, f.request.headers.get("origin"), summary, decided_by,
+                loggable(f.request.method), loggable(f.request.pretty_url),
+                loggable(f.request.headers.get("origin", "")), loggable(summary, 2000), loggable(decided_by),
             )
 
     # -- commands --------------------------------------------------------------------------------
@@ -371,6 +382,12 @@ class CorsGateway:
         text = "\n".join(lines)
         logging.log(ALERT, text)
         return text
+
+
+def loggable(text: str, limit: int = LOGGED_VALUE_MAX) -> str:
+    """Client-influenced text for one log line: control characters escaped, length bounded."""
+    shown = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text[:limit])
+    return shown + "..." if len(text) > limit else shown
 
 
 def _text_pairs(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ dropped); what the gateway echoes is always the request's own header value.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +20,8 @@ _HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\])"
 _PORT = r"[1-9][0-9]{0,4}"
 _ORIGIN_RE = re.compile(rf"({_SCHEME})://({_HOST})(?::({_PORT}))?", re.IGNORECASE | re.ASCII)
 _WILDCARD_RE = re.compile(rf"({_SCHEME})://\*\.({_LABEL}(?:\.{_LABEL})*)(?::({_PORT}))?", re.IGNORECASE | re.ASCII)
+# The URL Standard parses a host whose last label is a number as an IPv4 address.
+_ENDS_IN_NUMBER = re.compile(r"(?:^|\.)(?:[0-9]+|0x[0-9a-f]*)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +47,24 @@ def parse_origin(value: str) -> Origin | None:
         return None
     scheme, host, port_text = m.group(1).lower(), m.group(2).lower(), m.group(3)
     port = int(port_text) if port_text else DEFAULT_PORTS.get(scheme)
-    if port is None or port > 65535:
+    if port is None or port > 65535 or not _serialised_host(host):
         return None
     return Origin(scheme, host, port)
+
+
+def _serialised_host(host: str) -> bool:
+    """Is a lower-case host in the one form a browser serialises: IPv6 compressed, IPv4 dotted decimal?"""
+    if host.startswith("["):
+        try:
+            return host == f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError:
+            return False
+    if _ENDS_IN_NUMBER.search(host):
+        try:
+            return host == str(ipaddress.IPv4Address(host))
+        except ValueError:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +83,8 @@ class OriginRule:
             return False
         if self.kind == "exact":
             return origin.host == rule.host
-        # wildcard: one or more labels, then ".suffix"; never the apex, never an IP literal.
+        # wildcard: one or more labels, then ".suffix"; never the apex, never an IP address
+        # (parse_origin_rule refuses suffixes that end in a number, so no IPv4 address ends in one).
         return origin.host.endswith("." + rule.host) and not origin.host.startswith("[")
 
 
@@ -85,6 +104,8 @@ def parse_origin_rule(text: str) -> OriginRule:
                 "as in https://*.example.com (scheme required, no path)"
             )
         scheme, suffix, port_text = m.group(1).lower(), m.group(2).lower(), m.group(3)
+        if _ENDS_IN_NUMBER.search(suffix):
+            raise ValueError(f"origin {text!r}: a wildcard suffix must be a domain name, not part of an IP address")
         port = int(port_text) if port_text else DEFAULT_PORTS.get(scheme)
         if port is None or port > 65535:
             raise ValueError(f"origin {text!r}: give a port for scheme {scheme!r}")

@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +30,28 @@ from pydantic import (
 )
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
+from ruamel.yaml.reader import ReaderError
 
 from addon import routing
 from addon.fields import is_token
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
 METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "ANY")
-MAX_POLICY_BYTES = 16 * 1024 * 1024
+# Bounds that keep loading a file (and so a reload inside the proxy) within ~2 s of CPU and a few hundred
+# MiB. JSON loads and compiles at ~0.6 s/MiB; YAML at ~100 KiB per CPU second with the pure-Python parser
+# (libyaml is ~6x faster, but is not installed everywhere, and a policy must load the same everywhere).
+MAX_POLICY_BYTES = 2 * 1024 * 1024  # JSON: a compact 10,000-API policy is ~1.7 MB
+MAX_YAML_BYTES = 512 * 1024  # ~2,000 APIs; larger policies load ~30x faster as JSON (README)
+# A policy nests 5 levels deep. Deeper: the pure YAML scanner is quadratic, libyaml's composer recursive.
+MAX_NESTING = 32
+MAX_VALUES = 200_000  # a 10,000-API policy holds ~100,000; each invalid value costs pydantic ~1 KiB of errors
+MAX_PROBLEMS = 50  # report this many; thousands of messages help nobody and cost time
+LOCATE_MAX_BYTES = 64 * 1024  # above this (~250 APIs), problems name the field path, not the line: a second, slow parse
+# RFC 9110 field-value, visible ASCII only: what the gateway may write as a header value.
+_FIELD_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?")
+_LONG_NUMBER = re.compile(r"[0-9]{4300,}")  # Python refuses to convert longer digit strings to int
+_JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class PolicyError(Exception):
@@ -43,6 +59,9 @@ class PolicyError(Exception):
 
     def __init__(self, file: str, problems: Sequence[Problem]) -> None:
         self.file = file
+        if len(problems) > MAX_PROBLEMS:
+            more = Problem(None, "", f"... and {len(problems) - MAX_PROBLEMS} more problems")
+            problems = [*problems[:MAX_PROBLEMS], more]
         self.problems = tuple(problems)
         super().__init__("\n".join(p.render(file) for p in self.problems))
 
@@ -131,13 +150,11 @@ class CorsContent(_Model):
     @field_validator("allow_origin_regex")
     @classmethod
     def _regexes_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        import re
-
         for pattern in value:
             try:
                 re.compile(pattern)
-            except re.error as e:
-                raise ValueError(f"invalid regular expression {pattern!r}: {e}") from e
+            except (re.error, OverflowError, RecursionError) as e:  # a{4294967296}, 5000 nested groups
+                raise ValueError(f"invalid regular expression {_describe(pattern)}: {e}") from None
         return value
 
     @field_validator("allow_origin")
@@ -175,8 +192,7 @@ class Backend(_Model):
         for name, val in value.items():
             if not is_token(name):
                 raise ValueError(f"{name!r} is not a valid header name")
-            if any(c in val for c in "\r\n\0"):
-                raise ValueError(f"value of {name!r} contains CR, LF or NUL")
+            _header_value(f"value of {name!r}", val)
         return value
 
 
@@ -221,6 +237,19 @@ class Gateway(_Model):
         default="pass", description="pass: unmatched requests go upstream untouched; reject: APIG.0101 404."
     )
 
+    @field_validator("server")
+    @classmethod
+    def _server_value(cls, value: str | None) -> str | None:
+        return value if value is None else _header_value("server", value)
+
+
+def _header_value(what: str, value: str) -> str:
+    """A value the gateway writes into a response header as it is: the field-value grammar, visible ASCII."""
+    if not _FIELD_VALUE.fullmatch(value):
+        raise ValueError(f"{what} {_describe(value)} is not a header value: printable ASCII, no CR, LF or "
+                         "control characters, no leading or trailing space")
+    return value
+
 
 class Policy(_Model):
     """A whole policy file."""
@@ -239,9 +268,11 @@ class Policy(_Model):
         for i, api in enumerate(self.apis):
             types: set[str] = set()
             for name in api.plugins:
+                if len(problems) >= MAX_PROBLEMS:
+                    break
                 plugin = self.plugins.get(name)
-                if plugin is None:
-                    hint = _suggest(name, self.plugins)
+                if plugin is None:  # a did-you-mean for the first few: each one scans every plug-in name
+                    hint = _suggest(name, self.plugins) if len(problems) < 10 else ""
                     problems.append((("apis", i, "plugins"), f"unknown plug-in {name!r}{hint}"))
                 elif plugin.type in types:
                     problems.append((("apis", i, "plugins"), f"more than one plug-in of type {plugin.type!r}"))
@@ -285,19 +316,20 @@ def load_policy(path: str | Path | None = None) -> LoadedPolicy:
             data = f.read(MAX_POLICY_BYTES + 1)
     except OSError as e:
         raise PolicyError(str(file), [Problem(None, "", f"cannot read file: {e.strerror or e}")]) from e
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(str(file), [Problem(None, "", f"file is larger than {MAX_POLICY_BYTES} bytes")])
     return parse_policy(data, str(file))
 
 
 def parse_policy(data: bytes | str, source: str = "<policy>") -> LoadedPolicy:
     """Validate policy text (YAML or JSON); raise PolicyError naming line and field."""
     raw = data.encode() if isinstance(data, str) else data
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(source, [Problem(None, "", f"file is larger than {MAX_POLICY_BYTES} bytes")])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise PolicyError(source, [Problem(_line_of_offset(raw, e.start), "", "file is not UTF-8")]) from e
     document = _parse_document(text, source)
+    _check_shape(document, text, source)
     try:
         policy = Policy.model_validate(document)
     except ValidationError as e:
@@ -308,24 +340,35 @@ def parse_policy(data: bytes | str, source: str = "<policy>") -> LoadedPolicy:
 
 def _parse_document(text: str, source: str) -> Any:
     if source.endswith(".json") or text.lstrip().startswith("{"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise PolicyError(source, [Problem(e.lineno, "", f"invalid JSON: {e.msg}")]) from None
-        except RecursionError:
-            raise PolicyError(source, [Problem(None, "", "invalid JSON: nested too deeply")]) from None
+        return _parse_json(text, source)
+    if len(text.encode()) > MAX_YAML_BYTES:
+        raise PolicyError(source, [Problem(None, "", f"YAML policies are limited to {MAX_YAML_BYTES} bytes "
+                                                     "(the YAML parser is slow); write a larger policy as JSON")])
     try:
-        document = _safe_yaml().load(text)
+        _check_events(text)
+        return _safe_yaml().load(text)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
         raise PolicyError(source, [Problem(line, "", f"invalid YAML: {e.problem or e.context}")]) from None
-    except (YAMLError, RecursionError, ValueError) as e:
-        raise PolicyError(source, [Problem(None, "", f"invalid YAML: {e}")]) from None
-    if _has_aliases(text):
-        # Aliases are legal YAML but make "billion laughs" bombs possible; a policy never needs them.
-        raise PolicyError(source, [Problem(_alias_line(text), "", "YAML anchors/aliases are not allowed")])
-    return document
+    except ReaderError as e:  # a character YAML does not allow, located by its offset
+        line = text.count("\n", 0, e.position) + 1
+        raise PolicyError(source, [Problem(line, "", f"invalid YAML: {e.reason} (#x{e.character:04x})")]) from None
+    except (YAMLError, ValueError, AssertionError) as e:  # ValueError: huge ints; AssertionError: %YAML 1.3
+        line = _line_of_match(text, _LONG_NUMBER) or _line_of_match(text, re.compile(r"^%YAML", re.M))
+        raise PolicyError(source, [Problem(line, "", f"invalid YAML: {e}")]) from None
+
+
+def _parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise PolicyError(source, [Problem(e.lineno, "", f"invalid JSON: {e.msg}")]) from None
+    except RecursionError:
+        line = _nesting_line(text)
+        raise PolicyError(source, [Problem(line, "", f"nested deeper than {MAX_NESTING} levels")]) from None
+    except ValueError as e:  # an integer past Python's 4300-digit conversion limit
+        raise PolicyError(source, [Problem(_line_of_match(text, _LONG_NUMBER), "", f"invalid JSON: {e}")]) from None
 
 
 def _safe_yaml() -> YAML:
@@ -335,34 +378,75 @@ def _safe_yaml() -> YAML:
     return yaml
 
 
-def _has_aliases(text: str) -> bool:
-    # An alias needs an anchor ('&'); only then is the text parsed a second time, for the line.
-    return "&" in text and _alias_line(text) is not None
+def _check_events(text: str) -> None:
+    """Refuse aliases and deep nesting from the event stream, before anything is composed or built.
+
+    Aliases are legal YAML but make "billion laughs" and merge-key bombs possible (a policy
+    never needs them); deep nesting is quadratic for the pure-Python scanner and overflows the
+    C stack in libyaml's recursive composer (a segfault). The event parser is iterative, and
+    stops at the first offence, so both are refused in bounded time with their line.
+    """
+    depth = 0
+    for event in _safe_yaml().parse(io.StringIO(text)):
+        if isinstance(event, AliasEvent):
+            raise MarkedYAMLError(problem="anchors/aliases are not allowed", problem_mark=event.start_mark)
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise MarkedYAMLError(problem=f"nested deeper than {MAX_NESTING} levels", problem_mark=event.start_mark)
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
 
 
-def _alias_line(text: str) -> int | None:
-    """Line of the first YAML alias event, found with the (lazy) event parser."""
-    from ruamel.yaml.events import AliasEvent
+def _check_shape(document: Any, text: str, source: str) -> None:
+    """At most MAX_VALUES values, nested at most MAX_NESTING deep: walked without recursion, before validation."""
+    count, stack = 0, [(document, 0)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise PolicyError(source, [Problem(None, "", f"more than {MAX_VALUES} values: not a policy")])
+        if depth > MAX_NESTING:
+            raise PolicyError(source, [Problem(_nesting_line(text), "", f"nested deeper than {MAX_NESTING} levels")])
+        if isinstance(node, dict):
+            stack.extend((value, depth + 1) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1) for value in node)
 
-    try:
-        for event in _safe_yaml().parse(io.StringIO(text)):
-            if isinstance(event, AliasEvent):
-                return event.start_mark.line + 1
-    except YAMLError:
-        return None
+
+def _nesting_line(text: str) -> int | None:
+    """Line where JSON brackets first nest deeper than MAX_NESTING (strings skipped); only run on failure."""
+    depth = 0
+    for m in _JSON_BRACKETS.finditer(text):
+        if m.group() in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return text.count("\n", 0, m.start()) + 1
+        elif m.group() in "]}":
+            depth -= 1
     return None
 
 
+def _line_of_match(text: str, pattern: re.Pattern[str]) -> int | None:
+    m = pattern.search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
 def _problems(error: ValidationError, text: str) -> list[Problem]:
-    tree = located_tree(text)
+    # Line numbers need a second, round-trip parse: only for hand-sized files with more than one line.
+    one_line = "\n" not in text.strip()  # compact JSON: every problem is on line 1
+    tree = located_tree(text) if len(text) <= LOCATE_MAX_BYTES and not one_line else None
     problems: list[Problem] = []
-    for err in error.errors(include_url=False):
+    for err in error.errors(include_url=False)[:MAX_PROBLEMS]:
         loc = tuple(err["loc"])
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _CrossFieldErrors):
-            problems.extend(Problem(line_of(tree, sub), _field_path(sub), msg) for sub, msg in ctx_error.problems)
+            problems.extend(
+                Problem(1 if one_line else line_of(tree, sub), _field_path(sub), msg) for sub, msg in ctx_error.problems
+            )
             continue
-        line = line_of(tree, loc) or (1 if not loc else None)  # an empty or truncated file: its first line
+        # An empty or truncated file has its problem on the first line.
+        line = 1 if one_line else line_of(tree, loc) or (1 if not loc else None)
         problems.append(Problem(line, _field_path(loc), _message(err, loc)))
     return problems
 
@@ -374,7 +458,7 @@ def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "literal_error":
-        return f"must be one of {err['ctx']['expected']}, got {err.get('input')!r}"
+        return f"must be one of {err['ctx']['expected']}, got {_describe(err.get('input'))}"
     if kind == "value_error":
         return str(err["ctx"]["error"])
     if kind in ("bool_type", "int_type", "string_type", "dict_type", "tuple_type", "model_type"):
@@ -412,7 +496,9 @@ _CHILDREN: dict[tuple[type[BaseModel], Any], type[BaseModel]] = {
 
 
 def _suggest(word: str, options: Sequence[str] | Mapping[str, Any]) -> str:
-    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    if len(word) > 100:  # a typo is short; difflib is quadratic in the length
+        return ""
+    match = difflib.get_close_matches(word, [o for o in options if len(o) <= 100], n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 

@@ -114,7 +114,7 @@ def to_yaml(node: Any, indent: str = "") -> str:
 def generate(n: int, as_json: bool = False) -> str:
     """Policy text with exactly n APIs, YAML (default) or JSON."""
     doc = policy(n)
-    return json.dumps(doc, indent=1) + "\n" if as_json else to_yaml(doc) + "\n"
+    return json.dumps(doc, separators=(",", ":")) + "\n" if as_json else to_yaml(doc) + "\n"
 
 
 def main() -> None:

@@ -4,9 +4,10 @@ mitmdump visits some 35 addons on every event, and most of them exist to record,
 display, replay or rewrite flows; on a gateway that chain is about 40 % of the
 cost of a request. This master keeps the proxy core, the protections a user relies
 on and terminal logging (see `lean_addons` and the README for why each addon is in
-or out), and reads mitmdump's command line: `--mode`, `--listen-host`,
-`--listen-port`, `-s`, `--set name=value`, plus `--policy` and the `--cors-*`
-options. Besides gateway.py, this is the only module that imports mitmproxy.
+or out), dispatches each event only to the addons that handle it, and reads
+mitmdump's command line (`--mode`, `--listen-host`, `--listen-port`, `-s`,
+`--set name=value`) plus `--policy` and the `--cors-*` options. Besides
+gateway.py, this is the only module that imports mitmproxy.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import addonmanager, exceptions, hooks, master, optmanager, options
 from mitmproxy.addons import (
@@ -52,28 +54,27 @@ class HookIndexedAddons(addonmanager.AddonManager):
     """mitmproxy's addon manager, visiting on each event only the chain entries that handle it.
 
     mitmproxy's own visits every entry on every event, hook or not: a context manager
-    and a coroutine each, about 3 µs, and a request is some 8 events. Entries with
-    sub-addons (the script loader, whose scripts come and go) are always visited; the
-    others are indexed by the hooks they define. Order and error handling are
-    mitmproxy's: the loop below is its trigger_event over fewer entries.
+    and a coroutine each, about 3 µs, and a request is some 8 events. Entries are
+    indexed by the hooks they define, anew whenever the chain changes; an entry with
+    sub-addons (the script loader, whose scripts come and go) is visited whenever it
+    holds any. Order and error handling are mitmproxy's: the loop is its trigger_event.
     """
 
-    def _entries(self, name: str) -> list[object]:
-        index = self.__dict__.setdefault("_index", {})
+    def _entries(self, name: str) -> list[tuple[Any, bool]]:
+        """(entry, visit only while it holds sub-addons) for each entry that may handle the event."""
+        state = self.__dict__  # no __init__ of its own: run_master gives the Master's manager this class
+        if state.get("_indexed") != self.chain:
+            state["_indexed"], state["_index"] = list(self.chain), {}
+        index: dict[str, list[tuple[Any, bool]]] = state["_index"]
         if name not in index:
-            index[name] = [a for a in self.chain if hasattr(a, "addons") or callable(getattr(a, name, None))]
+            hooked = [(a, callable(getattr(a, name, None))) for a in self.chain]
+            index[name] = [(a, not own) for a, own in hooked if own or hasattr(a, "addons")]
         return index[name]
 
-    def add(self, *addons: object) -> None:
-        super().add(*addons)
-        self.__dict__.pop("_index", None)
-
-    def remove(self, addon: object) -> None:
-        super().remove(addon)
-        self.__dict__.pop("_index", None)
-
     async def trigger_event(self, event: hooks.Hook) -> None:
-        for addon in self._entries(event.name):
+        for addon, if_holding in self._entries(event.name):
+            if if_holding and not addon.addons:
+                continue
             try:
                 with addonmanager.safecall():
                     await self.invoke_addon(addon, event)
@@ -105,8 +106,9 @@ async def run_master(
 
     The one place that uses the Master API, which is less stable than `mitmdump -s`;
     it keeps to what 11.0 and 12.x share: Master(opts, with_termlog=True) inside a
-    running loop, addons.add, invoke_addon_sync, run, shutdown, and run() consulting
-    the "errorcheck" addon before and after the listeners come up. `scripted` is an
+    running loop, its AddonManager (add, invoke_addon_sync, and the trigger_event
+    that HookIndexedAddons narrows), run, shutdown, and run() consulting the
+    "errorcheck" addon before and after the listeners come up. `scripted` is an
     addon written for `-s`, whose loader configures a new addon once with every
     option (mitmproxy's own addons are configured only on change). An OptionsError
     is logged, so errorcheck ends the startup with mitmdump's message and exit 1

@@ -35,6 +35,7 @@ from ruamel.yaml.reader import ReaderError
 
 from addon import routing
 from addon.fields import is_token
+from addon.pacing import each, pace
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
 METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "ANY")
@@ -263,32 +264,37 @@ class Policy(_Model):
 
     @model_validator(mode="after")
     def _bindings_and_ties(self) -> Policy:
-        problems: list[tuple[tuple[Any, ...], str]] = []
-        seen: dict[tuple[Any, ...], int] = {}
-        for i, api in enumerate(self.apis):
-            types: set[str] = set()
-            for name in api.plugins:
-                if len(problems) >= MAX_PROBLEMS:
-                    break
-                plugin = self.plugins.get(name)
-                if plugin is None:  # a did-you-mean for the first few: each one scans every plug-in name
-                    hint = _suggest(name, self.plugins) if len(problems) < 10 else ""
-                    problems.append((("apis", i, "plugins"), f"unknown plug-in {name!r}{hint}"))
-                elif plugin.type in types:
-                    problems.append((("apis", i, "plugins"), f"more than one plug-in of type {plugin.type!r}"))
-                else:
-                    types.add(plugin.type)
-            key = routing.route_signature(api.host, api.method, api.path, api.match_mode)
-            if key in seen:
-                other = self.apis[seen[key]].name
-                problems.append(
-                    (("apis", i), f"API {api.name!r} ties with API {other!r} (same host, method, path and match mode)")
-                )
-            else:
-                seen[key] = i
-        if problems:
-            raise _CrossFieldErrors(problems)
+        _check_cross_fields(self)
         return self
+
+
+def _check_cross_fields(policy: Policy) -> None:
+    """Plug-in bindings and routing ties, which no single field can check; raises _CrossFieldErrors."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for i, api in enumerate(each(policy.apis)):
+        types: set[str] = set()
+        for name in api.plugins:
+            if len(problems) >= MAX_PROBLEMS:
+                break
+            plugin = policy.plugins.get(name)
+            if plugin is None:  # a did-you-mean for the first few: each one scans every plug-in name
+                hint = _suggest(name, policy.plugins) if len(problems) < 10 else ""
+                problems.append((("apis", i, "plugins"), f"unknown plug-in {name!r}{hint}"))
+            elif plugin.type in types:
+                problems.append((("apis", i, "plugins"), f"more than one plug-in of type {plugin.type!r}"))
+            else:
+                types.add(plugin.type)
+        key = routing.route_signature(api.host, api.method, api.path, api.match_mode)
+        if key in seen:
+            other = policy.apis[seen[key]].name
+            problems.append(
+                (("apis", i), f"API {api.name!r} ties with API {other!r} (same host, method, path and match mode)")
+            )
+        else:
+            seen[key] = i
+    if problems:
+        raise _CrossFieldErrors(problems)
 
 
 class _CrossFieldErrors(ValueError):
@@ -331,11 +337,57 @@ def parse_policy(data: bytes | str, source: str = "<policy>") -> LoadedPolicy:
     document = _parse_document(text, source)
     _check_shape(document, text, source)
     try:
-        policy = Policy.model_validate(document)
-    except ValidationError as e:
-        raise PolicyError(source, _problems(e, text)) from None
+        policy = _validate(document)
+    except _ValidationErrors as e:
+        raise PolicyError(source, _problems(e.errors, text)) from None
     digest = hashlib.sha256(raw).hexdigest()[:12]
     return LoadedPolicy(policy, source, digest)
+
+
+class _ValidationErrors(Exception):
+    """pydantic's error dicts for a document, in the order one validation of the whole reports them."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        super().__init__(f"{len(errors)} validation errors")
+
+
+def _validate(document: Any) -> Policy:
+    """Policy.model_validate(document), with the APIs validated one by one so a paced load can rest between them.
+
+    pydantic validates a whole document in one call; a paced loader (addon/pacing.py) can only give
+    the GIL away between calls. The errors are the same, in the same order: the top level's fields
+    first, then each API's (located under ("apis", i)), then unknown top-level keys; and the cross-field
+    checks run only on a policy whose fields are all valid.
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("apis"), list):
+        try:  # not the shape a paced load splits: pydantic's word on the whole, as it is
+            return Policy.model_validate(document)
+        except ValidationError as e:
+            raise _ValidationErrors(e.errors(include_url=False)) from None
+    head: list[dict[str, Any]] = []
+    tail: list[dict[str, Any]] = []  # unknown top-level keys: pydantic reports them after every field
+    try:
+        shell = Policy.model_validate({**document, "apis": []})
+    except ValidationError as e:
+        for err in e.errors(include_url=False):
+            (tail if err["type"] == "extra_forbidden" and len(err["loc"]) == 1 else head).append(err)
+    apis: list[Api] = []
+    for i, item in enumerate(each(document["apis"])):
+        if len(head) >= MAX_PROBLEMS:  # no more are reported (see _problems)
+            break
+        try:
+            apis.append(Api.model_validate(item))
+        except ValidationError as e:
+            head.extend({**err, "loc": ("apis", i, *err["loc"])} for err in e.errors(include_url=False))
+    if head or tail:
+        raise _ValidationErrors(head + tail)
+    policy = shell.model_copy(update={"apis": tuple(apis)})  # the instances are valid: no second validation
+    try:
+        _check_cross_fields(policy)
+    except _CrossFieldErrors as e:  # as pydantic reports it when the model validator raises it
+        raise _ValidationErrors([{"type": "value_error", "loc": (), "ctx": {"error": e}}]) from None
+    return policy
 
 
 def _parse_document(text: str, source: str) -> Any:
@@ -404,6 +456,8 @@ def _check_shape(document: Any, text: str, source: str) -> None:
     while stack:
         node, depth = stack.pop()
         count += 1
+        if count % 1024 == 0:
+            pace()
         if count > MAX_VALUES:
             raise PolicyError(source, [Problem(None, "", f"more than {MAX_VALUES} values: not a policy")])
         if depth > MAX_NESTING:
@@ -432,12 +486,12 @@ def _line_of_match(text: str, pattern: re.Pattern[str]) -> int | None:
     return text.count("\n", 0, m.start()) + 1 if m else None
 
 
-def _problems(error: ValidationError, text: str) -> list[Problem]:
+def _problems(errors: Sequence[Mapping[str, Any]], text: str) -> list[Problem]:
     # Line numbers need a second, round-trip parse: only for hand-sized files with more than one line.
     one_line = "\n" not in text.strip()  # compact JSON: every problem is on line 1
     tree = located_tree(text) if len(text) <= LOCATE_MAX_BYTES and not one_line else None
     problems: list[Problem] = []
-    for err in error.errors(include_url=False)[:MAX_PROBLEMS]:
+    for err in errors[:MAX_PROBLEMS]:
         loc = tuple(err["loc"])
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _CrossFieldErrors):

@@ -53,15 +53,16 @@ def browser_fetch(browser_harness: BrowserHarness) -> BrowserFetch:
 
 
 @pytest.fixture(scope="session")
-def backend() -> Iterator[Backend]:
-    """The CORS-less backend; tests tell their requests apart by path, so one serves the session."""
+def backend(launcher: tuple[str, ...] | None) -> Iterator[Backend]:
+    """The CORS-less backend; tests tell their requests apart by path, so one serves each launcher's run
+    (a fresh one per launcher, so the hits of the same path start from zero)."""
     with Backend() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def proxies() -> Iterator[ProxyPool]:
+def proxies(launcher: tuple[str, ...] | None) -> Iterator[ProxyPool]:
     """proxies(policy=None, mode=None, extra=(), *, addon=True) -> a running, recording Proxy (see ProxyPool)."""
-    pool = ProxyPool()
+    pool = ProxyPool(launcher)
     yield pool
     pool.stop()

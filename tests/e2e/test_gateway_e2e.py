@@ -39,13 +39,15 @@ def cors_names(headers: list[tuple[str, str]]) -> set[str]:
 
 
 @pytest.fixture(scope="module", params=["reverse", "regular"])
-def seed(request: pytest.FixtureRequest, backend: Backend) -> Iterator[tuple[Proxy, str, str | None]]:
+def seed(
+    request: pytest.FixtureRequest, backend: Backend, launcher: tuple[str, ...] | None
+) -> Iterator[tuple[Proxy, str, str | None]]:
     """(proxy, base URL the client asks for, proxy URL for regular mode or None)."""
     if request.param == "reverse":
-        with Proxy(SEED, mode=f"reverse:{backend.url}") as proxy:
+        with Proxy(SEED, mode=f"reverse:{backend.url}", launcher=launcher) as proxy:
             yield proxy, proxy.url, None
     else:
-        with Proxy(SEED) as proxy:
+        with Proxy(SEED, launcher=launcher) as proxy:
             yield proxy, backend.url, proxy.url
 
 
@@ -113,8 +115,8 @@ def test_non_preflight_options_hits_the_options_mock_api(seed: tuple[Proxy, str,
     assert cors_names(headers) == {"access-control-allow-origin"}  # the switch's *, not the preflight set
 
 
-def test_non_preflight_options_reaches_backend(backend: Backend) -> None:
-    with Proxy(None, mode=f"reverse:{backend.url}") as proxy:
+def test_non_preflight_options_reaches_backend(backend: Backend, launcher: tuple[str, ...] | None) -> None:
+    with Proxy(None, mode=f"reverse:{backend.url}", launcher=launcher) as proxy:
         backend.clear()
         status, headers, _ = http("OPTIONS", f"{proxy.url}/simple", {"Origin": CORS_COM})
     assert [h["method"] for h in backend.hits()] == ["OPTIONS"]
@@ -144,9 +146,9 @@ def test_unmatched_pass_is_left_exactly_as_it_was(seed: tuple[Proxy, str, str | 
 
 # -- the embedded default (README's first command) -------------------------------------------------
 
-def test_default_policy_lets_a_credentialed_request_through(backend: Backend) -> None:
+def test_default_policy_lets_a_credentialed_request_through(backend: Backend, launcher: tuple[str, ...] | None) -> None:
     origin = "http://localhost:5173"
-    with Proxy(None, mode=f"reverse:{backend.url}") as proxy:
+    with Proxy(None, mode=f"reverse:{backend.url}", launcher=launcher) as proxy:
         assert "policies/default.yaml" in proxy.log()
         status, headers, _ = http(
             "OPTIONS", f"{proxy.url}/api/items",
@@ -180,9 +182,9 @@ def _dead_port() -> int:
 
 
 @pytest.mark.parametrize("policy", [SEED, None])
-def test_unreachable_upstream_is_a_cors_readable_502(policy: str | None) -> None:
+def test_unreachable_upstream_is_a_cors_readable_502(policy: str | None, launcher: tuple[str, ...] | None) -> None:
     origin = "http://localhost:5173"
-    with Proxy(policy, mode=f"reverse:http://127.0.0.1:{_dead_port()}") as proxy:
+    with Proxy(policy, mode=f"reverse:http://127.0.0.1:{_dead_port()}", launcher=launcher) as proxy:
         status, headers, body = http("GET", f"{proxy.url}/simple", {"Origin": origin})
     assert status == 502
     assert values(headers, "Access-Control-Allow-Origin") == (["*"] if policy else [origin])
@@ -191,10 +193,10 @@ def test_unreachable_upstream_is_a_cors_readable_502(policy: str | None) -> None
     assert values(headers, "Server") == (["api-gateway"] if policy else [])
 
 
-def test_unreachable_upstream_after_a_locally_answered_preflight() -> None:
+def test_unreachable_upstream_after_a_locally_answered_preflight(launcher: tuple[str, ...] | None) -> None:
     """A preflight the gateway answers says nothing about the upstream: the request after it is probed too."""
     origin = "http://localhost:5173"
-    with Proxy(None, mode=f"reverse:http://127.0.0.1:{_dead_port()}") as proxy:
+    with Proxy(None, mode=f"reverse:http://127.0.0.1:{_dead_port()}", launcher=launcher) as proxy:
         status, _, _ = http("OPTIONS", f"{proxy.url}/items",
                             {"Origin": origin, "Access-Control-Request-Method": "POST",
                              "Access-Control-Request-Headers": "content-type"})
@@ -205,10 +207,10 @@ def test_unreachable_upstream_after_a_locally_answered_preflight() -> None:
     assert values(headers, "Access-Control-Allow-Origin") == [origin]
 
 
-def test_disallowed_origin(backend: Backend) -> None:
+def test_disallowed_origin(backend: Backend, launcher: tuple[str, ...] | None) -> None:
     policy = str(POLICIES / "strict-allowlist.yaml")
     evil = "https://evil.example.net"
-    with Proxy(policy, mode=f"reverse:{backend.url}") as proxy:
+    with Proxy(policy, mode=f"reverse:{backend.url}", launcher=launcher) as proxy:
         backend.clear()
         status, headers, body = http(
             "OPTIONS", f"{proxy.url}/api/users", {"Origin": evil, "Access-Control-Request-Method": "PUT"}
@@ -224,8 +226,8 @@ def test_disallowed_origin(backend: Backend) -> None:
         assert values(ok_headers, "Access-Control-Allow-Credentials") == ["true"]
 
 
-def test_websocket_upgrade_untouched(backend: Backend) -> None:
-    with Proxy(None, mode=f"reverse:{backend.url}") as proxy:
+def test_websocket_upgrade_untouched(backend: Backend, launcher: tuple[str, ...] | None) -> None:
+    with Proxy(None, mode=f"reverse:{backend.url}", launcher=launcher) as proxy:
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
             sock.sendall(
                 b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -242,16 +244,17 @@ def test_websocket_upgrade_untouched(backend: Backend) -> None:
     assert not any(line.lower().startswith("access-control-") for line in lines[1:])
 
 
-def test_streamed_response_keeps_cors_headers(backend: Backend) -> None:
+def test_streamed_response_keeps_cors_headers(backend: Backend, launcher: tuple[str, ...] | None) -> None:
     origin = "http://localhost:5173"
-    with Proxy(None, mode=f"reverse:{backend.url}", extra=["--set", "stream_large_bodies=1"]) as proxy:
+    extra = ["--set", "stream_large_bodies=1"]
+    with Proxy(None, mode=f"reverse:{backend.url}", extra=extra, launcher=launcher) as proxy:
         status, headers, body = http("GET", f"{proxy.url}/events?stream=4", {"Origin": origin})
     assert status == 200 and body.count(b"data:") == 4
     assert values(headers, "Access-Control-Allow-Origin") == [origin]
 
 
-def test_report_mode_changes_nothing_and_diagnoses(backend: Backend) -> None:
-    with Proxy(SEED, mode=f"reverse:{backend.url}", extra=["--set", "cors_mode=report"]) as proxy:
+def test_report_mode_changes_nothing_and_diagnoses(backend: Backend, launcher: tuple[str, ...] | None) -> None:
+    with Proxy(SEED, mode=f"reverse:{backend.url}", extra=["--set", "cors_mode=report"], launcher=launcher) as proxy:
         backend.clear()
         status, headers, _ = http(
             "OPTIONS", f"{proxy.url}/simple",
@@ -265,10 +268,10 @@ def test_report_mode_changes_nothing_and_diagnoses(backend: Backend) -> None:
     assert "No 'Access-Control-Allow-Origin' header is present on the requested resource." in log
 
 
-def test_unmatched_reject(backend: Backend, tmp_path: Path) -> None:
+def test_unmatched_reject(backend: Backend, tmp_path: Path, launcher: tuple[str, ...] | None) -> None:
     policy = tmp_path / "reject.yaml"
     policy.write_text(Path(SEED).read_text().replace("unmatched: pass", "unmatched: reject"))
-    with Proxy(str(policy), mode=f"reverse:{backend.url}") as proxy:
+    with Proxy(str(policy), mode=f"reverse:{backend.url}", launcher=launcher) as proxy:
         backend.clear()
         status, headers, body = http("GET", f"{proxy.url}/nothing", {"Origin": CORS_COM})
     assert status == 404 and json.loads(body)["error_code"] == "APIG.0101"
@@ -277,10 +280,12 @@ def test_unmatched_reject(backend: Backend, tmp_path: Path) -> None:
 
 # -- refusing to start -----------------------------------------------------------------------------
 
-def test_broken_policy_at_startup_exits_1_naming_file_line_and_field(tmp_path: Path) -> None:
+def test_broken_policy_at_startup_exits_1_naming_file_line_and_field(
+    tmp_path: Path, launcher: tuple[str, ...] | None
+) -> None:
     policy = tmp_path / "broken.yaml"
     policy.write_text(Path(SEED).read_text().replace("match_mode: SWA", "match_mod: SWA"))
-    rc, out = run_to_exit(["-s", "addon/cors_gateway.py", "--set", f"cors_policy={policy}"])
+    rc, out = run_to_exit(["-s", "addon/cors_gateway.py", "--set", f"cors_policy={policy}"], launcher=launcher)
     assert rc == 1
     assert f"{policy}:" in out and "apis[2].match_mod: unknown field 'match_mod'" in out
     assert "did you mean 'match_mode'?" in out
@@ -296,7 +301,7 @@ def test_broken_policy_at_startup_exits_1_naming_file_line_and_field(tmp_path: P
         ("cors_force_lazy=2", "cors_force_lazy must be true or false"),
     ],
 )
-def test_bad_option_exits_1(setting: str, message: str) -> None:
-    rc, out = run_to_exit(["-s", "addon/cors_gateway.py", "--set", setting])
+def test_bad_option_exits_1(setting: str, message: str, launcher: tuple[str, ...] | None) -> None:
+    rc, out = run_to_exit(["-s", "addon/cors_gateway.py", "--set", setting], launcher=launcher)
     assert rc == 1, out
     assert message in out

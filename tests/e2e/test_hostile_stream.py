@@ -618,15 +618,16 @@ def policy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def proxy(policy_file: Path, backend: Backend) -> Iterator[Proxy]:
-    with Proxy(policy_file, mode=f"reverse:{backend.url}") as p:
+def proxy(policy_file: Path, backend: Backend, launcher: tuple[str, ...] | None) -> Iterator[Proxy]:
+    with Proxy(policy_file, mode=f"reverse:{backend.url}", launcher=launcher) as p:
         yield p
 
 
 @pytest.fixture(scope="module")
-def lax_proxy(policy_file: Path, backend: Backend) -> Iterator[Proxy]:
+def lax_proxy(policy_file: Path, backend: Backend, launcher: tuple[str, ...] | None) -> Iterator[Proxy]:
     """mitmproxy's inbound header validation off: malformed HTTP/2 fields reach the addon."""
-    with Proxy(policy_file, mode=f"reverse:{backend.url}", extra=["--set", "validate_inbound_headers=false"]) as p:
+    with Proxy(policy_file, mode=f"reverse:{backend.url}", extra=["--set", "validate_inbound_headers=false"],
+               launcher=launcher) as p:
         yield p
 
 
@@ -743,12 +744,12 @@ RELOAD_WAIT = 20.0  # the watcher polls every second; parsing a refused file mus
 
 
 def test_hostile_policy_files_never_become_active_and_the_proxy_keeps_serving(
-    tmp_path: Path, backend: Backend
+    tmp_path: Path, backend: Backend, launcher: tuple[str, ...] | None
 ) -> None:
     """Each file replaces the live policy atomically; each is refused, and the first policy keeps answering."""
     live = tmp_path / "live.yaml"
     live.write_text(POLICY)
-    with Proxy(live, mode=f"reverse:{backend.url}") as p:
+    with Proxy(live, mode=f"reverse:{backend.url}", launcher=launcher) as p:
         for name, text in HOSTILE_POLICIES.items():
             before = p.log().count(REJECTED)
             staged = tmp_path / f"staged-{name}"

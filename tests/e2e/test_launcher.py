@@ -9,6 +9,7 @@ compared, both run the same arguments.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -26,7 +27,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from mitmproxy import exceptions, master, options
+from mitmproxy.proxy.layers.http import HttpRequestHook
+from mitmproxy.test import tflow
 
+from addon.launcher import HookIndexedAddons
 from tests.support.procs import BANNER, GATEWAY, MITMDUMP, REPO, Backend, Proxy, free_port, http, run_to_exit
 
 LEAN = (sys.executable, str(REPO / "scripts" / "corsgate"), "serve")
@@ -38,12 +43,6 @@ STARTUP_ERROR = "Error logged during startup, exiting..."
 
 def values(headers: list[tuple[str, str]], name: str) -> list[str]:
     return [v for k, v in headers if k.lower() == name.lower()]
-
-
-@pytest.fixture(scope="module")
-def backend() -> Iterator[Backend]:
-    with Backend() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +149,44 @@ def test_alt_svc_points_at_the_proxy(reverse: Proxy) -> None:
     """Reverse mode: an upstream's Alt-Svc must not send browsers around the gateway."""
     status, headers, _ = http("GET", f"{reverse.url}/alt?header=" + quote('Alt-Svc:h3=":443"; ma=60'))
     assert status == 200 and values(headers, "Alt-Svc") == [f'h3=":{reverse.port}"; ma=60']
+
+
+def test_dispatch_keeps_mitmproxys_order_halt_and_dynamic_addons() -> None:
+    """Only handlers are visited, but in chain order, a halt still stops the event, and new addons get events."""
+    seen: list[str] = []
+
+    class Hook:
+        def __init__(self, name: str, halt: bool = False) -> None:
+            self.name, self.halt = name, halt
+
+        def request(self, f: object) -> None:
+            seen.append(self.name)
+            if self.halt:
+                raise exceptions.AddonHalt
+
+    class Quiet:  # no hooks at all
+        name = "quiet"
+
+    class Holder:  # like the script loader: what it holds comes and goes
+        name = "holder"
+
+        def __init__(self) -> None:
+            self.addons: list[object] = []
+
+    async def scenario() -> None:
+        proxy = master.Master(options.Options())
+        proxy.addons.__class__ = HookIndexedAddons
+        holder = Holder()
+        proxy.addons.add(Hook("a"), Quiet(), holder, Hook("b"))
+        await proxy.addons.trigger_event(HttpRequestHook(tflow.tflow()))
+        assert seen == ["a", "b"]
+        holder.addons.append(Hook("held"))
+        proxy.addons.add(Hook("c", halt=True), Hook("d"))
+        seen.clear()
+        await proxy.addons.trigger_event(HttpRequestHook(tflow.tflow()))
+        assert seen == ["a", "held", "b", "c"]
+
+    asyncio.run(scenario())
 
 
 # -- what the lean master leaves out ---------------------------------------------------------------

@@ -57,8 +57,8 @@ def live(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def proxy(live: Path, backend: Backend) -> Iterator[Proxy]:
-    with Proxy(live, mode=f"reverse:{backend.url}") as p:
+def proxy(live: Path, backend: Backend, launcher: tuple[str, ...] | None) -> Iterator[Proxy]:
+    with Proxy(live, mode=f"reverse:{backend.url}", launcher=launcher) as p:
         yield p
 
 
@@ -107,14 +107,14 @@ def test_atomic_rename(proxy: Proxy, live: Path) -> None:
     assert exposed(proxy) == "B-Marker,X-Second"
 
 
-def test_symlink_switch_to_an_older_file(tmp_path: Path, backend: Backend) -> None:
+def test_symlink_switch_to_an_older_file(tmp_path: Path, backend: Backend, launcher: tuple[str, ...] | None) -> None:
     newer, older = tmp_path / "a.yaml", tmp_path / "b.yaml"
     newer.write_text(A)
     older.write_text(B)
     os.utime(older, (time.time() - 86400, time.time() - 86400))  # a day older than the active file
     live = tmp_path / "live.yaml"
     live.symlink_to(newer)
-    with Proxy(live, mode=f"reverse:{backend.url}") as proxy:
+    with Proxy(live, mode=f"reverse:{backend.url}", launcher=launcher) as proxy:
         assert exposed(proxy) == "A-Marker"
         mark = len(proxy.log())
         (tmp_path / "switch").symlink_to(older)

@@ -91,8 +91,8 @@ def send(proxy: Proxy, method: str, path: str, headers: Sequence[tuple[str, str]
 
 
 @pytest.fixture(scope="module")
-def seed_proxy(backend: Backend) -> Iterator[Proxy]:
-    with Proxy(policy=SEED_POLICY, mode=f"reverse:{backend.url}") as p:
+def seed_proxy(backend: Backend, launcher: tuple[str, ...] | None) -> Iterator[Proxy]:
+    with Proxy(policy=SEED_POLICY, mode=f"reverse:{backend.url}", launcher=launcher) as p:
         yield p
 
 
@@ -172,8 +172,8 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def imported_proxy(imported: Path, backend: Backend) -> Iterator[Proxy]:
-    with Proxy(policy=imported, mode=f"reverse:{backend.url}") as p:
+def imported_proxy(imported: Path, backend: Backend, launcher: tuple[str, ...] | None) -> Iterator[Proxy]:
+    with Proxy(policy=imported, mode=f"reverse:{backend.url}", launcher=launcher) as p:
         yield p
 
 

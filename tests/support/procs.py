@@ -216,8 +216,9 @@ class ProxyPool:
     and `warm` starts a module's proxies side by side instead of one after another.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, launcher: Sequence[str] | None = None) -> None:
         self._started: dict[tuple[object, ...], Proxy] = {}
+        self._launcher = launcher  # for proxies with the gateway; a bare one is always mitmdump
 
     @staticmethod
     def _key(
@@ -235,7 +236,9 @@ class ProxyPool:
     ) -> Proxy:
         key = self._key(policy, mode, extra, addon)
         if key not in self._started:
-            self._started[key] = Proxy(policy, mode, extra, addon=addon, record=True)
+            self._started[key] = Proxy(
+                policy, mode, extra, addon=addon, record=True, launcher=self._launcher if addon else None
+            )
         return self._started[key]
 
     def warm(self, specs: Iterable[tuple[str | os.PathLike[str] | None, str | None]]) -> None:
@@ -243,7 +246,9 @@ class ProxyPool:
         missing = {self._key(policy, mode, (), True) for policy, mode in specs} - self._started.keys()
         # mitmdump's start-up is CPU-bound: more starters than cores only slows each one down.
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            futures = {key: pool.submit(Proxy, key[0], key[1], record=True) for key in missing}
+            futures = {
+                key: pool.submit(Proxy, key[0], key[1], record=True, launcher=self._launcher) for key in missing
+            }
         for key, future in futures.items():
             if future.exception() is None:
                 self._started[key] = future.result()

@@ -8,6 +8,7 @@ whoever made it (upstream, mock, or gateway error).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -71,7 +72,7 @@ class CorsRule:
 
     __slots__ = (
         "name", "content", "matcher", "any_origin", "credentials", "methods", "any_methods", "headers",
-        "any_headers", "expose", "any_expose", "max_age", "depends_on_origin",
+        "any_headers", "allowed_headers", "expose", "any_expose", "max_age", "depends_on_origin",
     )
 
     def __init__(self, name: str, content: CorsContent) -> None:
@@ -84,6 +85,7 @@ class CorsRule:
         self.any_methods = "*" in content.allow_methods
         self.headers = ",".join(content.allow_headers)
         self.any_headers = "*" in content.allow_headers
+        self.allowed_headers = frozenset(h.lower() for h in content.allow_headers)
         self.expose = ",".join(content.expose_headers)
         self.any_expose = "*" in content.expose_headers
         self.max_age = None if content.max_age is None else str(content.max_age)
@@ -168,6 +170,11 @@ class Engine:
     @property
     def api_count(self) -> int:
         return len(self._apis)
+
+    @property
+    def by_host(self) -> bool:
+        """Does the policy route by host? Otherwise RequestFacts.host is never read."""
+        return self._router.by_host
 
     def route(self, host: str, method: str, path: str) -> tuple[_ApiInfo, int] | None:
         found = self._router.lookup(host, method, path)
@@ -286,10 +293,9 @@ def _preflight_findings(req: RequestFacts, rule: CorsRule) -> list[str]:
     method = req.request_method or ""
     if method not in ("GET", "HEAD", "POST") and not rule.any_methods and method not in rule.content.allow_methods:
         out.append(f"method {method} is not in allow_methods ({rule.methods or 'empty'}): the browser will refuse")
-    allowed = {h.lower() for h in rule.content.allow_headers}
     for name in req.request_headers:
         low = name.lower()
-        if low in allowed or (rule.any_headers and rule.credentials):
+        if low in rule.allowed_headers or (rule.any_headers and rule.credentials):
             continue
         if rule.any_headers and low != "authorization":
             continue
@@ -353,13 +359,18 @@ def _expose_value(rule: CorsRule, response_headers: Iterable[tuple[str, str]]) -
     """Expose-Headers for an actual response; '*' with credentials lists the response's own names."""
     if not (rule.any_expose and rule.credentials):
         return rule.expose
+    return _listed_names(tuple(name for name, _ in response_headers), rule.content.expose_headers)
+
+
+@functools.lru_cache(maxsize=512)  # an upstream sends the same few sets of names again and again
+def _listed_names(names: tuple[str, ...], configured: tuple[str, ...]) -> str:
     seen: dict[str, str] = {}
-    for name, _ in response_headers:
+    for name in names:
         low = name.lower()
         # Only field names: with validate_inbound_headers off, mitmproxy passes any upstream name through.
         if is_token(name) and low not in _NEVER_EXPOSED and not low.startswith("access-control-"):
             seen.setdefault(low, name)
-    for name in rule.content.expose_headers:
+    for name in configured:
         if name != "*":
             seen.setdefault(name.lower(), name)
     return ",".join(seen.values())

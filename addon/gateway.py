@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mitmproxy import command, ctx, exceptions, flow, http
+from mitmproxy.net.http import status_codes
 from mitmproxy.log import ALERT
 
-from addon import verdict
+from addon import rawheaders, verdict
 from addon.cors import Decision, Engine, RequestFacts, merge_vary, response_edit
 from addon.fields import split_list
 from addon.policy import DEFAULT_POLICY, PolicyError, Problem, load_policy
@@ -63,47 +64,67 @@ def file_signature(path: str) -> tuple[int, ...] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev, st.st_ctime_ns)
 
 
-def request_facts(request: http.Request) -> RequestFacts:
-    """The request as the engine sees it."""
-    headers = request.headers
-    origin = headers.get("origin")
+def request_facts(request: http.Request, by_host: bool = True) -> RequestFacts:
+    """The request as the engine sees it, read in one pass; its host only if the policy routes by host."""
+    found = rawheaders.read(request.headers.fields)
+    origin = rawheaders.joined(found, rawheaders.ORIGIN)
     return RequestFacts(
         method=request.method,
-        host=request.pretty_host,
+        host=_host(request, found) if by_host else "",
         path=request.path.split("?", 1)[0],
         origin=origin,
-        request_method=headers.get("access-control-request-method") if origin is not None else None,
-        request_headers=tuple(split_list(headers.get_all("access-control-request-headers"))),
-        private_network=headers.get("access-control-request-private-network", "").strip().lower() == "true",
-        authorization="authorization" in headers,
+        request_method=rawheaders.joined(found, rawheaders.REQUEST_METHOD) if origin is not None else None,
+        request_headers=tuple(split_list(found.get(rawheaders.REQUEST_HEADERS))),
+        private_network=(rawheaders.joined(found, rawheaders.PRIVATE_NETWORK) or "").strip().lower() == "true",
+        authorization=rawheaders.AUTHORIZATION in found,
     )
 
 
+def _host(request: http.Request, found: dict[bytes, list[str]]) -> str:
+    """`request.pretty_host` without its cost on HTTP/1 (where the Host header is the authority)."""
+    if request.is_http2 or request.is_http3:
+        return request.pretty_host
+    authority = rawheaders.joined(found, rawheaders.HOST)
+    return rawheaders.authority_host(authority) if authority else request.host
+
+
 def make_response(made: GatewayResponse, decision: Decision, server: str | None) -> http.Response:
-    """A mitmproxy response from a gateway-made one, with its CORS headers and gateway headers."""
-    response = http.Response.make(made.status, made.body, list((k.encode(), v.encode()) for k, v in made.headers))
-    if decision.cors is not None:
-        apply_edit(response.headers, decision)
-    if decision.request_id:
-        response.headers["X-Request-Id"] = decision.request_id
-    if server:
-        response.headers["Server"] = server
-    return response
+    """A mitmproxy response from a gateway-made one, with its CORS and gateway headers; the body as written."""
+    fields = [(rawheaders.raw(k), rawheaders.raw(v)) for k, v in made.headers]
+    extra = [("Server", server)] if server else []
+    if not any(k.lower() == b"transfer-encoding" for k, _ in fields):
+        extra.append(("content-length", str(len(made.body))))
+    now = time.time()
+    return http.Response(
+        b"HTTP/1.1", made.status, status_codes.RESPONSES.get(made.status, "").encode(),
+        http.Headers(edited_fields(fields, decision, extra) or fields), made.body, None, now, now,
+    )
 
 
 def apply_edit(headers: http.Headers, decision: Decision) -> None:
-    """Put a decision's CORS headers on a response (DESIGN §4.3)."""
-    edit = response_edit(decision.cors, [(k.decode("latin-1"), "") for k, _ in headers.fields])
-    if edit.strip_cors:
-        for name in {k.decode("latin-1").lower() for k, _ in headers.fields}:
-            if name.startswith("access-control-"):
-                del headers[name]
-    for name, value in edit.set:
-        headers[name] = value
+    """Put a decision's CORS headers and X-Request-Id on an upstream response (DESIGN §4.3)."""
+    fields = edited_fields(headers.fields, decision)
+    if fields is not None:
+        headers.fields = fields
+
+
+def edited_fields(
+    fields: Sequence[tuple[bytes, bytes]], decision: Decision, extra: Sequence[tuple[str, str]] = ()
+) -> tuple[tuple[bytes, bytes], ...] | None:
+    """fields with a decision's CORS edit, its X-Request-Id and the extra fields set, in one rebuild;
+    None when that changes nothing."""
+    edit = response_edit(decision.cors, [(k.decode("latin-1"), "") for k, _ in fields])
+    set_fields = list(edit.set)
     if edit.vary:
-        merged = merge_vary(headers.get_all("vary"), edit.vary)
+        merged = merge_vary(rawheaders.values_of(fields, rawheaders.VARY), edit.vary)
         if merged is not None:
-            headers["Vary"] = merged
+            set_fields.append(("Vary", merged))
+    if decision.request_id:
+        set_fields.append(("X-Request-Id", decision.request_id))
+    set_fields.extend(extra)
+    if not set_fields and not edit.strip_cors:
+        return None
+    return rawheaders.edited(fields, set_fields, edit.strip_cors)
 
 
 class CorsGateway:
@@ -239,7 +260,7 @@ class CorsGateway:
         if f.response or f.error or not f.live or self.mode != "enforce" or engine is None:
             return
         try:
-            decision = engine.decide(request_facts(f.request))
+            decision = engine.decide(request_facts(f.request, engine.by_host))
         except Exception:  # a malformed request must never break the proxy
             logger.exception("corsgate: could not decide on %s %s", loggable(f.request.method),
                              loggable(f.request.pretty_url))
@@ -262,8 +283,6 @@ class CorsGateway:
         if f.metadata.get("corsgate.answered"):
             return
         apply_edit(f.response.headers, decision)
-        if decision.request_id:
-            f.response.headers["X-Request-Id"] = decision.request_id
 
     def response(self, f: http.HTTPFlow) -> None:
         if f.response is None or f.response.status_code == 101:
@@ -310,13 +329,8 @@ class CorsGateway:
         f.metadata["corsgate.trail"] = list(decision.trail) + [f"upstream unreachable: {detail}"]
 
     def _diagnose(self, f: http.HTTPFlow, status: int, fields: Sequence[tuple[bytes, bytes]]) -> None:
-        request_fields = f.request.headers.fields
-        if not any(k.lower() == b"origin" for k, _ in request_fields):
-            return
         try:
-            diagnosis = verdict.diagnose(
-                f.request.method, _text_pairs(request_fields), status, _text_pairs(fields)
-            )
+            diagnosis = verdict.diagnose_raw(f.request.method, f.request.headers.fields, status, fields)
         except Exception:  # the judge must never take the proxy down either
             logger.exception("corsgate: could not diagnose %s %s", loggable(f.request.method),
                              loggable(f.request.pretty_url))
@@ -388,7 +402,3 @@ def loggable(text: str, limit: int = LOGGED_VALUE_MAX) -> str:
     """Client-influenced text for one log line: control characters escaped, length bounded."""
     shown = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text[:limit])
     return shown + "..." if len(text) > limit else shown
-
-
-def _text_pairs(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields]

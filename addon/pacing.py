@@ -3,17 +3,16 @@
 A job in a worker thread competes with the event loop for the GIL, and CPython favours the job:
 whenever the loop makes a blocking system call (every socket read and write, every poll) the
 waiting job takes the GIL, and the loop gets it back only when the switch interval (5 ms) has
-run out. So a busy loop gets a small share of the CPU for as long as the job runs: a 0.8 s
-policy load stalled requests for several hundred milliseconds, although no single step held the
-GIL for more than a few (measured; see DESIGN.md, policy reload).
+run out. So a busy loop gets a small share of the CPU for as long as the job runs, although no
+single step of the job holds the GIL for long: unpaced, a 10,000-API policy load tripled request
+latency for its whole duration.
 
 `paced(job)` runs a job so that `pace()`, which the loader calls between small units of work,
 sleeps (giving the GIL away) for REST times each SLICE of CPU the job has used, as long as other
-threads of the process (the event loop) used the CPU meanwhile; while they are idle the job runs
-at full speed. Automatic garbage collection waits until the job is done: the job allocates
-hundreds of thousands of objects that all survive, so it would trigger several full collections,
-each holding the GIL for up to 100 ms; held back, the new objects are collected with the next
-ordinary collection.
+threads of the process (the event loop) used the CPU meanwhile; while they are idle, the job runs
+at full speed. Full garbage collections wait until the job is done: the job allocates ~150,000
+objects that all survive, so it would trigger one full collection after another, each holding the
+GIL for 50-150 ms; held back, they come down to the one that follows the job.
 """
 
 from __future__ import annotations
@@ -28,23 +27,21 @@ T = TypeVar("T")
 
 SLICE = 0.001  # seconds of CPU the job runs between rests
 REST = 4.0  # rest after a slice, as a multiple of it: a busy loop keeps at least REST / (1 + REST) of the CPU
-BUSY = 0.05  # other threads used more than this share of the time since the last rest: the loop is serving
+BUSY = 0.05  # other threads used more than this share of the time since the last check: the loop is serving
+_NO_FULL_COLLECTION = 1 << 30  # a gc threshold for the oldest generation that is never reached
 
 _local = threading.local()
 _gc_lock = threading.Lock()
-_gc_holders = 0  # paced jobs running now; automatic collection is off while there are any
-_gc_was_enabled = False
+_gc_holders = 0  # paced jobs running now; full collections wait while there are any
+_gc_thresholds = gc.get_threshold()  # as they were before the first of them started
 
 
 class _Pacer:
-    """The CPU clocks at the last rest (or start) of one paced job."""
+    """Clocks of one paced job: its CPU time when its slice began; others' CPU time and the time at the last check."""
 
     __slots__ = ("cpu", "others", "wall")
 
     def __init__(self) -> None:
-        self.mark()
-
-    def mark(self) -> None:
         self.cpu = time.thread_time()
         self.others = time.process_time() - self.cpu
         self.wall = time.perf_counter()
@@ -59,10 +56,13 @@ def pace() -> None:
     used = cpu - pacer.cpu
     if used < SLICE:
         return
-    others = time.process_time() - cpu - pacer.others
-    if others > BUSY * (time.perf_counter() - pacer.wall):
+    others, wall = time.process_time() - cpu, time.perf_counter()
+    # Measured over the last slice and the rest before it: during a slice alone a busy loop hardly runs.
+    busy = others - pacer.others > BUSY * (wall - pacer.wall)
+    pacer.others, pacer.wall = others, wall
+    if busy:
         time.sleep(REST * used)
-    pacer.mark()
+    pacer.cpu = time.thread_time()
 
 
 def each(items: Iterable[T]) -> Iterator[T]:
@@ -73,12 +73,12 @@ def each(items: Iterable[T]) -> Iterator[T]:
 
 
 def paced(job: Callable[[], T]) -> T:
-    """Run job in this (worker) thread with pacing on and automatic garbage collection held until it is done."""
-    global _gc_holders, _gc_was_enabled
+    """Run job in this (worker) thread with pacing on, and full garbage collections held until it is done."""
+    global _gc_holders, _gc_thresholds
     with _gc_lock:
         if _gc_holders == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
+            _gc_thresholds = gc.get_threshold()
+            gc.set_threshold(*_gc_thresholds[:2], _NO_FULL_COLLECTION)
         _gc_holders += 1
     _local.pacer = _Pacer()
     try:
@@ -87,5 +87,5 @@ def paced(job: Callable[[], T]) -> T:
         _local.pacer = None
         with _gc_lock:
             _gc_holders -= 1
-            if _gc_holders == 0 and _gc_was_enabled:
-                gc.enable()
+            if _gc_holders == 0:
+                gc.set_threshold(*_gc_thresholds)

@@ -439,7 +439,7 @@ def _check_events(text: str) -> None:
     stops at the first offence, so both are refused in bounded time with their line.
     """
     depth = 0
-    for event in _safe_yaml().parse(io.StringIO(text)):
+    for event in each(_safe_yaml().parse(io.StringIO(text))):
         if isinstance(event, AliasEvent):
             raise MarkedYAMLError(problem="anchors/aliases are not allowed", problem_mark=event.start_mark)
         if isinstance(event, CollectionStartEvent):

@@ -108,6 +108,11 @@ class Router:
             else:
                 (node.prefix if mode == "SWA" else node.exact).append(entry)
 
+    @property
+    def by_host(self) -> bool:
+        """Does any route name a host? If not, lookups need no host (and callers need not find it)."""
+        return bool(self._hosts)
+
     def lookup(self, host: str, method: str, path: str) -> Route | None:
         """The best API for a request, or None; path is the URL path without the query."""
         segments = path[1:].split("/") if path.startswith("/") and path != "/" else []

@@ -25,6 +25,7 @@ characters above U+00FF are taken as UTF-8.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -477,6 +478,47 @@ def diagnose(method: str, request_headers: Headers, status: int, response_header
         True if "cookie" in request else None,
         *(_check_actual(origin, status, fields, mode) for mode in (False, True)),
     )
+
+
+# What `diagnose` reads: of the request these fields (a Cookie only by its presence), of the response
+# Location and the Access-Control-* fields. Everything else can vary without changing the diagnosis.
+_DIAGNOSED_REQUEST_FIELDS = frozenset({
+    b"origin", b"sec-fetch-site", b"sec-fetch-mode", b"access-control-request-method",
+    b"access-control-request-headers", b"access-control-request-private-network", b"cookie",
+})
+_REMEMBERED_BYTES = 4096  # larger inputs (hostile ones, mostly) are judged afresh and not kept
+RawFields = Sequence[tuple[bytes, bytes]]
+
+
+def diagnose_raw(method: str, request_fields: RawFields, status: int, response_fields: RawFields) -> Diagnosis:
+    """`diagnose` on raw (bytes) fields as a proxy holds them, remembered by the fields it reads:
+    a page repeats the same few exchanges, and the judgement is a pure function of these."""
+    request = tuple(
+        (name, b"" if low == b"cookie" else value)
+        for name, value in request_fields
+        if (low := name.lower()) in _DIAGNOSED_REQUEST_FIELDS
+    )
+    response = tuple(
+        (name, value)
+        for name, value in response_fields
+        if (low := name.lower()).startswith(b"access-control-") or low == b"location"
+    )
+    if sum(len(k) + len(v) for k, v in request + response) > _REMEMBERED_BYTES:
+        return _diagnose_bytes(method, request, status, response)
+    return _remembered(method, request, status, response)
+
+
+def _diagnose_bytes(
+    method: str, request: tuple[tuple[bytes, bytes], ...], status: int, response: tuple[tuple[bytes, bytes], ...]
+) -> Diagnosis:
+    return diagnose(method, _latin1(request), status, _latin1(response))
+
+
+_remembered = functools.lru_cache(maxsize=2048)(_diagnose_bytes)
+
+
+def _latin1(fields: tuple[tuple[bytes, bytes], ...]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields]
 
 
 # -- helpers -----------------------------------------------------------------------------------------

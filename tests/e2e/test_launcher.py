@@ -77,6 +77,12 @@ def test_banner_once_and_user_scripts_run_after_the_gateway(reverse: Proxy) -> N
     assert [v for k, v in record["response_headers"] if k.lower() == "access-control-allow-origin"] == [ORIGIN]
 
 
+def test_runs_optimised_so_mitmproxy_skips_its_debug_type_checks(reverse: Proxy) -> None:
+    """scripts/corsgate re-runs itself under `python -O`, in the same process (the handle still stops it)."""
+    cmdline = Path(f"/proc/{reverse.proc.pid}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[1] == b"-O" and cmdline[2].endswith(b"scripts/corsgate")
+
+
 def test_regular_mode(backend: Backend) -> None:
     with Proxy(launcher=LEAN) as proxy:
         status, headers, _ = http("GET", f"{backend.url}/regular", {"Origin": ORIGIN}, proxy=proxy.url)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from addon.policy import PolicyError, load_policy, parse_policy
+from addon.policy import MAX_PROBLEMS, Policy, PolicyError, _problems, load_policy, parse_policy
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -155,3 +157,41 @@ def test_wrong_version() -> None:
 
 def test_empty_file_names_line_1() -> None:
     assert str(_error("")).startswith("p.yaml:1: (top level): must be a mapping")
+
+
+def _api(i: int, **fields: Any) -> dict[str, Any]:
+    return {"name": f"a{i}", "method": "GET", "path": f"/p{i}", "plugins": "web", **fields}
+
+
+_WEB = {"web": {"type": "cors", "content": {"allow_origin": "https://a.example.com"}}}
+# Documents whose problems span the top level, plug-ins and APIs: parse_policy validates the APIs one
+# by one (a paced load rests between them), and must report what one validation of the whole reports.
+BROKEN: dict[str, dict[str, Any]] = {
+    "everywhere": {"zzz": 1, "version": 2, "plugins": {"w": {"type": "x"}},
+                   "apis": [_api(0, name=5, extra=1), "not a mapping", _api(2, method="FETCH")], "aaa": 2},
+    "apis only": {"version": 1, "plugins": _WEB, "apis": [_api(0), _api(1, path="/a/{x+}/b"), _api(2, cors="yes")]},
+    "unknown key after apis": {"version": 1, "apis": [_api(0, match_mode="EXACT")], "plugin": {}},
+    "more than reported": {"version": 1, "apis": [_api(i, method="FETCH", cors=1) for i in range(MAX_PROBLEMS)],
+                           "zzz": 1},
+    "cross-field": {"version": 1, "plugins": _WEB, "apis": [_api(0), _api(1, plugins="wbe"), _api(2, path="/p0")]},
+    "apis not a list": {"version": 1, "apis": {"name": "x"}},
+}
+
+
+@pytest.mark.parametrize("document", BROKEN.values(), ids=BROKEN.keys())
+@pytest.mark.parametrize("indent", [None, 1], ids=["one line", "indented"])
+def test_apis_checked_one_by_one_report_as_one_validation(document: dict[str, Any], indent: int | None) -> None:
+    text = json.dumps(document, indent=indent)
+    with pytest.raises(ValidationError) as whole:
+        Policy.model_validate(document)
+    expected = PolicyError("p.json", _problems(whole.value.errors(include_url=False), text))
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, "p.json")
+    assert str(info.value) == str(expected)
+
+
+def test_apis_checked_one_by_one_make_the_same_policy() -> None:
+    document = {"version": 1, "plugins": _WEB, "apis": [_api(i) for i in range(20)]}
+    policy = parse_policy(json.dumps(document)).policy
+    assert policy == Policy.model_validate(document)
+    assert isinstance(policy.apis, tuple)

@@ -502,7 +502,7 @@ def test_the_judge_shares_nothing_with_the_defendant():
     tree = ast.parse(Path(verdict.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    assert imported <= {"__future__", "collections.abc", "dataclasses", "addon.fields"}
+    assert imported <= {"__future__", "collections.abc", "dataclasses", "functools", "addon.fields"}
 
 
 # -- malformed input never raises ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Literal
 
 from addon.fields import is_token, split_list
 from addon.origins import OriginMatcher
+from addon.pacing import each
 from addon.policy import Api, CorsContent, LoadedPolicy
 from addon.responses import (
     API_NOT_FOUND,
@@ -161,7 +162,7 @@ class Engine:
                 _label(api),
                 precedence(api.host, api.method, api.path, api.match_mode, 0)[:-2],
             )
-            for api in policy.apis
+            for api in each(policy.apis)
         )
         self._router = Router([(a.host, a.method, a.path, a.match_mode) for a in policy.apis])
         self._request_ids = policy.gateway.request_id

@@ -22,6 +22,7 @@ from mitmproxy.log import ALERT
 from addon import rawheaders, verdict
 from addon.cors import Decision, Engine, RequestFacts, merge_vary, response_edit
 from addon.fields import split_list
+from addon.pacing import paced
 from addon.policy import DEFAULT_POLICY, PolicyError, Problem, load_policy
 from addon.responses import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, GatewayResponse, error_response
 
@@ -230,7 +231,8 @@ class CorsGateway:
             return
         before = (self.engine, self._signature)
         try:
-            engine: Engine | PolicyError = await asyncio.to_thread(lambda: Engine(load_policy(source)))
+            # Paced, so a busy event loop keeps its share of the CPU while a large policy loads (addon/pacing.py).
+            engine: Engine | PolicyError = await asyncio.to_thread(paced, lambda: Engine(load_policy(source)))
         except PolicyError as e:
             engine = e
         except Exception as e:  # a loader bug must not end the watcher: later edits must still be seen

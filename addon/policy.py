@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -48,6 +49,7 @@ MAX_YAML_BYTES = 512 * 1024  # ~2,000 APIs; larger policies load ~30x faster as 
 MAX_NESTING = 32
 MAX_VALUES = 200_000  # a 10,000-API policy holds ~100,000; each invalid value costs pydantic ~1 KiB of errors
 MAX_PROBLEMS = 50  # report this many; thousands of messages help nobody and cost time
+API_CHUNK = 64  # APIs validated per call, ~0.5 ms: a step of a paced load (one call per API costs ~25 % more)
 LOCATE_MAX_BYTES = 64 * 1024  # above this (~250 APIs), problems name the field path, not the line: a second, slow parse
 # RFC 9110 field-value, visible ASCII only: what the gateway may write as a header value.
 _FIELD_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?")
@@ -352,12 +354,15 @@ class _ValidationErrors(Exception):
         super().__init__(f"{len(errors)} validation errors")
 
 
+_API_LIST = TypeAdapter(list[Api])
+
+
 def _validate(document: Any) -> Policy:
-    """Policy.model_validate(document), with the APIs validated one by one so a paced load can rest between them.
+    """Policy.model_validate(document), with the APIs validated a chunk at a time so a paced load can rest between.
 
     pydantic validates a whole document in one call; a paced loader (addon/pacing.py) can only give
     the GIL away between calls. The errors are the same, in the same order: the top level's fields
-    first, then each API's (located under ("apis", i)), then unknown top-level keys; and the cross-field
+    first, then the APIs' (located under ("apis", i)), then unknown top-level keys; and the cross-field
     checks run only on a policy whose fields are all valid.
     """
     if not isinstance(document, dict) or not isinstance(document.get("apis"), list):
@@ -372,14 +377,16 @@ def _validate(document: Any) -> Policy:
     except ValidationError as e:
         for err in e.errors(include_url=False):
             (tail if err["type"] == "extra_forbidden" and len(err["loc"]) == 1 else head).append(err)
+    items: list[Any] = document["apis"]
     apis: list[Api] = []
-    for i, item in enumerate(each(document["apis"])):
+    for start in each(range(0, len(items), API_CHUNK)):
         if len(head) >= MAX_PROBLEMS:  # no more are reported (see _problems)
             break
         try:
-            apis.append(Api.model_validate(item))
+            apis.extend(_API_LIST.validate_python(items[start:start + API_CHUNK]))
         except ValidationError as e:
-            head.extend({**err, "loc": ("apis", i, *err["loc"])} for err in e.errors(include_url=False))
+            head.extend({**err, "loc": ("apis", start + err["loc"][0], *err["loc"][1:])}
+                        for err in e.errors(include_url=False))
     if head or tail:
         raise _ValidationErrors(head + tail)
     policy = shell.model_copy(update={"apis": tuple(apis)})  # the instances are valid: no second validation

@@ -15,6 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from addon.pacing import each
+
 _PARAM_RE = re.compile(r"\{([A-Za-z0-9_][A-Za-z0-9_.-]*)(\+?)\}")
 _LITERAL_RE = re.compile(r"[^{}\s?#]*")
 
@@ -91,7 +93,7 @@ class Router:
         """apis: (host, method, path, match_mode) per API, in file order."""
         self._hosts: dict[str, _Node] = {}
         self._any = _Node()
-        for index, (host, method, path, mode) in enumerate(apis):
+        for index, (host, method, path, mode) in enumerate(each(apis)):
             root = self._any if host is None else self._hosts.setdefault(host.lower(), _Node())
             node = root
             segments = parse_path(path)

@@ -8,6 +8,7 @@ imports mitmproxy.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -32,6 +33,7 @@ MODES = ("enforce", "report")
 RELOAD_INTERVAL = 1.0  # seconds between policy file checks, like mitmproxy's own script reloader
 PROBE_TIMEOUT = 3.0  # seconds to connect upstream before answering 504
 UP_FOR = 2.0  # seconds a reachable upstream is trusted without probing again
+FREEZE_AT_APIS = 1000  # policies this large are kept out of the garbage collector's sight (see `settled`)
 MAX_PENDING = 100_000  # flows remembered between request and response; a bound, not a tuning knob
 BLOCKED_MARK = ":no_entry:"
 # Control characters (and the Unicode line/paragraph separators and bidi overrides) in client-sent values:
@@ -63,6 +65,18 @@ def file_signature(path: str) -> tuple[int, ...] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev, st.st_ctime_ns)
+
+
+def settled(engine: Engine) -> Engine:
+    """A freshly loaded engine; a large one moved out of the garbage collector's sight (gc.freeze).
+
+    It lives until the next swap, and every full collection would otherwise walk its objects (~14
+    per API) with the event loop stopped: 85-170 ms each for 10,000 APIs under load. The price:
+    cyclic garbage alive at this moment is never collected (about 3 MB per swap under load).
+    """
+    if engine.api_count >= FREEZE_AT_APIS:
+        gc.freeze()
+    return engine
 
 
 def request_facts(request: http.Request, by_host: bool = True) -> RequestFacts:
@@ -176,7 +190,7 @@ class CorsGateway:
             unchanged = self.engine is not None and self.engine.loaded.source == source and signature == self._signature
             if not unchanged:  # unchanged: e.g. mitmproxy re-applying the old value when it rolls a bad :set back
                 try:
-                    engine = Engine(load_policy(source))
+                    engine = settled(Engine(load_policy(source)))
                 except PolicyError as e:
                     raise exceptions.OptionsError(f"Cannot load cors_policy {source}:\n{e}") from e
                 self._swap(engine, signature)
@@ -232,7 +246,7 @@ class CorsGateway:
         before = (self.engine, self._signature)
         try:
             # Paced, so a busy event loop keeps its share of the CPU while a large policy loads (addon/pacing.py).
-            engine: Engine | PolicyError = await asyncio.to_thread(paced, lambda: Engine(load_policy(source)))
+            engine: Engine | PolicyError = await asyncio.to_thread(paced, lambda: settled(Engine(load_policy(source))))
         except PolicyError as e:
             engine = e
         except Exception as e:  # a loader bug must not end the watcher: later edits must still be seen
@@ -362,7 +376,7 @@ class CorsGateway:
         source = self.engine.loaded.source
         signature = file_signature(source)
         try:
-            engine = Engine(load_policy(source))
+            engine = settled(Engine(load_policy(source)))
         except PolicyError as e:
             self._reject(self._not_swapped(e), signature)
             raise exceptions.CommandError(str(e)) from e

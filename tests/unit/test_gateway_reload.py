@@ -310,22 +310,24 @@ def test_unreachable_upstream_answer_belongs_to_the_policy_the_flow_started_with
 
 
 def test_a_large_policy_is_frozen_out_of_full_collections_a_small_one_is_not(tmp_path: Path) -> None:
-    """gc.freeze after loading FREEZE_AT_APIS or more APIs; every load path goes through `settled`."""
+    """gc.freeze once FREEZE_AT_APIS or more APIs are loaded, by `:set cors_policy` and by cors.reload."""
     import gc
-
-    from addon.cors import Engine
 
     small, large = tmp_path / "small.yaml", tmp_path / "large.json"
     small.write_text(policy_text("https://a.example.com", extra_apis=3))
     apis = [{"name": f"a{i}", "method": "GET", "path": f"/p{i}"} for i in range(gateway.FREEZE_AT_APIS)]
     large.write_text(json.dumps({"version": 1, "apis": apis}))
+    addon = CorsGateway()
     gc.unfreeze()
     try:
-        gateway.settled(Engine(load_policy(str(small))))
-        assert gc.get_freeze_count() == 0
-        gateway.settled(Engine(load_policy(str(large))))
-        assert gc.get_freeze_count() > gateway.FREEZE_AT_APIS
+        with taddons.context(addon) as tctx:
+            tctx.configure(addon, cors_policy=str(small))
+            assert gc.get_freeze_count() == 0
+            tctx.configure(addon, cors_policy=str(large))
+            assert addon.engine is not None and addon.engine.api_count == gateway.FREEZE_AT_APIS
+            assert gc.get_freeze_count() > gateway.FREEZE_AT_APIS
+            gc.unfreeze()
+            tctx.command(addon.reload_policy)
+            assert gc.get_freeze_count() > gateway.FREEZE_AT_APIS
     finally:
         gc.unfreeze()
-    source = Path(gateway.__file__).read_text()
-    assert source.count("Engine(load_policy(") == source.count("settled(Engine(load_policy(") == 3

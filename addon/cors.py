@@ -173,6 +173,11 @@ class Engine:
         return len(self._apis)
 
     @property
+    def makes_request_ids(self) -> bool:
+        """Does every decision carry a new X-Request-Id? Otherwise a decision depends on the request facts only."""
+        return self._request_ids
+
+    @property
     def by_host(self) -> bool:
         """Does the policy route by host? Otherwise RequestFacts.host is never read."""
         return self._router.by_host

@@ -8,20 +8,23 @@ imports mitmproxy.
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import gc
 import logging
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 from mitmproxy import command, ctx, exceptions, flow, http
 from mitmproxy.net.http import status_codes
 from mitmproxy.log import ALERT
 
 from addon import rawheaders, verdict
-from addon.cors import Decision, Engine, RequestFacts, merge_vary, response_edit
+from addon.cors import CorsPlan, Decision, Engine, RequestFacts, merge_vary, response_edit
 from addon.fields import split_list
 from addon.pacing import paced
 from addon.policy import DEFAULT_POLICY, PolicyError, Problem, load_policy
@@ -34,6 +37,8 @@ RELOAD_INTERVAL = 1.0  # seconds between policy file checks, like mitmproxy's ow
 PROBE_TIMEOUT = 3.0  # seconds to connect upstream before answering 504
 UP_FOR = 2.0  # seconds a reachable upstream is trusted without probing again
 FREEZE_AT_APIS = 1000  # policies this large are kept out of the garbage collector's sight (see `settled`)
+REMEMBERED_DECISIONS = 4096  # request shapes whose decision is kept; a page repeats the same few
+REMEMBERED_CHARS = 1024  # facts longer than this (in path, origin and requested headers) are decided afresh
 MAX_PENDING = 100_000  # flows remembered between request and response; a bound, not a tuning knob
 BLOCKED_MARK = ":no_entry:"
 # Control characters (and the Unicode line/paragraph separators and bidi overrides) in client-sent values:
@@ -103,17 +108,26 @@ def _host(request: http.Request, found: dict[bytes, list[str]]) -> str:
     return rawheaders.authority_host(authority) if authority else request.host
 
 
+# Gateway-made responses are copies of this one: `http.Response()` type-checks every field when Python
+# runs without -O (as mitmdump does), which cost more than all the rest of answering a preflight.
+_TEMPLATE = http.Response(b"HTTP/1.1", 200, b"OK", http.Headers(), b"", None, 0.0, 0.0)
+CACHED_FIELDS = 64  # an upstream response with more fields than this has its CORS edit worked out afresh
+
+
 def make_response(made: GatewayResponse, decision: Decision, server: str | None) -> http.Response:
     """A mitmproxy response from a gateway-made one, with its CORS and gateway headers; the body as written."""
     fields = [(rawheaders.raw(k), rawheaders.raw(v)) for k, v in made.headers]
     extra = [("Server", server)] if server else []
     if not any(k.lower() == b"transfer-encoding" for k, _ in fields):
         extra.append(("content-length", str(len(made.body))))
-    now = time.time()
-    return http.Response(
-        b"HTTP/1.1", made.status, status_codes.RESPONSES.get(made.status, "").encode(),
-        http.Headers(edited_fields(fields, decision, extra) or fields), made.body, None, now, now,
-    )
+    response = copy.copy(_TEMPLATE)
+    response.data = data = copy.copy(_TEMPLATE.data)
+    data.status_code = made.status
+    data.reason = status_codes.RESPONSES.get(made.status, "").encode()
+    data.headers = http.Headers(edited_fields(fields, decision, extra) or fields)
+    data.content = made.body
+    data.timestamp_start = data.timestamp_end = time.time()
+    return response
 
 
 def apply_edit(headers: http.Headers, decision: Decision) -> None:
@@ -128,18 +142,31 @@ def edited_fields(
 ) -> tuple[tuple[bytes, bytes], ...] | None:
     """fields with a decision's CORS edit, its X-Request-Id and the extra fields set, in one rebuild;
     None when that changes nothing."""
-    edit = response_edit(decision.cors, [(k.decode("latin-1"), "") for k, _ in fields])
-    set_fields = list(edit.set)
-    if edit.vary:
-        merged = merge_vary(rawheaders.values_of(fields, rawheaders.VARY), edit.vary)
-        if merged is not None:
-            set_fields.append(("Vary", merged))
-    if decision.request_id:
-        set_fields.append(("X-Request-Id", decision.request_id))
-    set_fields.extend(extra)
-    if not set_fields and not edit.strip_cors:
+    names = tuple(name for name, _ in fields)
+    vary = tuple(value for name, value in fields if name.lower() == rawheaders.VARY)
+    edit = cors_setting if len(names) <= CACHED_FIELDS else cors_setting.__wrapped__
+    to_set, strip = edit(decision.cors, names, vary)
+    if decision.request_id or extra:
+        more = [("X-Request-Id", decision.request_id)] if decision.request_id else []
+        to_set = {**to_set, **rawheaders.setting(more + list(extra))}
+    if not to_set and not strip:
         return None
-    return rawheaders.edited(fields, set_fields, edit.strip_cors)
+    return rawheaders.edited(fields, to_set, strip)
+
+
+@functools.lru_cache(maxsize=1024)
+def cors_setting(
+    plan: CorsPlan | None, names: tuple[bytes, ...], vary: tuple[bytes, ...]
+) -> tuple[Mapping[bytes, tuple[bytes, bytes]], bool]:
+    """The CORS fields a plan sets (Vary merged) on a response with these field names and Vary values,
+    and whether it strips the upstream's: remembered, as an upstream sends the same few shapes again and again."""
+    edit = response_edit(plan, [(name.decode("latin-1"), "") for name in names])
+    pairs = list(edit.set)
+    if edit.vary:
+        merged = merge_vary([rawheaders.text(value) for value in vary], edit.vary)
+        if merged is not None:
+            pairs.append(("Vary", merged))
+    return MappingProxyType(rawheaders.setting(pairs)), edit.strip_cors
 
 
 class CorsGateway:
@@ -152,6 +179,8 @@ class CorsGateway:
         self.force_lazy = True
         self._signature: tuple[int, ...] | None = None
         self._pending: dict[str, Decision] = {}
+        self._decisions: dict[RequestFacts, Decision] = {}
+        self._decided_by: Engine | None = None  # the engine self._decisions came from
         self._up_until: dict[tuple[str, int], float] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._last_error = ""
@@ -276,7 +305,7 @@ class CorsGateway:
         if f.response or f.error or not f.live or self.mode != "enforce" or engine is None:
             return
         try:
-            decision = engine.decide(request_facts(f.request, engine.by_host))
+            decision = self._decide(engine, request_facts(f.request, engine.by_host))
         except Exception:  # a malformed request must never break the proxy
             logger.exception("corsgate: could not decide on %s %s", loggable(f.request.method),
                              loggable(f.request.pretty_url))
@@ -314,6 +343,22 @@ class CorsGateway:
             self._diagnose(f, 502, ())  # mitmproxy's own 502 carries no CORS headers
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _decide(self, engine: Engine, facts: RequestFacts) -> Decision:
+        """engine.decide, remembered per request shape: a decision is a pure function of the facts
+        unless the policy gives every response a new X-Request-Id."""
+        if engine.makes_request_ids or len(facts.path) + len(facts.origin or "") + sum(
+                map(len, facts.request_headers)) > REMEMBERED_CHARS:
+            return engine.decide(facts)
+        if self._decided_by is not engine:
+            self._decisions, self._decided_by = {}, engine
+        decision = self._decisions.get(facts)
+        if decision is None:
+            decision = engine.decide(facts)
+            if len(self._decisions) >= REMEMBERED_DECISIONS:
+                del self._decisions[next(iter(self._decisions))]
+            self._decisions[facts] = decision
+        return decision
 
     def _remember(self, f: http.HTTPFlow, decision: Decision) -> None:
         """Pin the decision (and so the policy) a flow started with until its response arrives."""

@@ -11,7 +11,7 @@ so a value read here and written back is the same bytes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 Fields = Sequence[tuple[bytes, bytes]]
 
@@ -67,26 +67,30 @@ def authority_host(authority: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
+def setting(pairs: Iterable[tuple[str, str]]) -> dict[bytes, tuple[bytes, bytes]]:
+    """Fields to set for `edited`, by lower-cased name; of pairs with the same name the last one wins."""
+    return {raw(name).lower(): (raw(name), raw(value)) for name, value in pairs}
+
+
 def edited(
-    fields: Fields, set_fields: Iterable[tuple[str, str]], strip_cors: bool = False
+    fields: Fields, to_set: Mapping[bytes, tuple[bytes, bytes]], strip_cors: bool = False
 ) -> tuple[tuple[bytes, bytes], ...]:
-    """fields with every Access-Control-* field dropped (strip_cors), then each of set_fields set in
+    """fields with every Access-Control-* field dropped (strip_cors), then each field of to_set set in
     turn the way `Headers[name] = value` sets one: the first field of that name keeps its place
     and spelling and takes the value, later ones go, a new name is appended."""
-    setting = {raw(name).lower(): (raw(name), raw(value)) for name, value in set_fields}
     out: list[tuple[bytes, bytes]] = []
     done: set[bytes] = set()
     for name, value in fields:
         low = name.lower()
         if strip_cors and low.startswith(_CORS_PREFIX):
             continue
-        new = setting.get(low)
+        new = to_set.get(low)
         if new is None:
             out.append((name, value))
         elif low not in done:
             done.add(low)
             out.append((name, new[1]))
-    out.extend(new for low, new in setting.items() if low not in done)
+    out.extend(new for low, new in to_set.items() if low not in done)
     return tuple(out)
 
 

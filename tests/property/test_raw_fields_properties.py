@@ -60,7 +60,7 @@ def test_edited_agrees_with_headers_set_in_turn(
                 del headers[name]
     for name, value in set_fields:
         headers[name] = value
-    assert rawheaders.edited(fields, set_fields, strip) == headers.fields
+    assert rawheaders.edited(fields, rawheaders.setting(set_fields), strip) == headers.fields
 
 
 @fixed(400)

@@ -10,7 +10,9 @@ import pytest
 from mitmproxy import exceptions, http
 from mitmproxy.test import taddons, tflow, tutils
 
-from addon.gateway import BLOCKED_MARK, CorsGateway, parse_flag, request_facts
+from addon.cors import Decision
+from addon.gateway import BLOCKED_MARK, CorsGateway, make_response, parse_flag, request_facts
+from addon.responses import GatewayResponse
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 ORIGIN = "http://localhost:5173"
@@ -65,6 +67,44 @@ def test_preflight_answered_in_request_and_not_decorated_twice(gw) -> None:
     assert f.metadata["corsgate.answered"] is True
     assert "Method 1" in " ".join(f.metadata["corsgate.trail"])
     assert f.comment.startswith("CORS preflight: ok")
+
+
+def test_gateway_responses_are_what_the_constructor_builds_and_share_nothing() -> None:
+    """make_response copies a template instead of calling http.Response() (see gateway._TEMPLATE)."""
+    made = GatewayResponse(404, (("Content-Type", "application/json"),), b'{"error_code": "APIG.0101"}')
+    first = make_response(made, Decision("respond", response=made, request_id="ab" * 16), "api-gateway")
+    second = make_response(GatewayResponse(204, (), b""), Decision("respond"), None)
+    expected = http.Response(
+        b"HTTP/1.1", 404, b"Not Found",
+        http.Headers([(b"Content-Type", b"application/json"), (b"X-Request-Id", b"ab" * 16),
+                      (b"Server", b"api-gateway"), (b"content-length", b"27")]),
+        b'{"error_code": "APIG.0101"}', None, first.timestamp_start, first.timestamp_end,
+    )
+    assert first.get_state() == expected.get_state()
+    first.headers["x-changed"] = "1"
+    first.content = b"changed"
+    assert (second.status_code, second.reason, second.headers.fields, second.content) == (
+        204, "No Content", ((b"content-length", b"0"),), b"")
+    assert first.data is not second.data and first.headers is not second.headers
+
+
+def test_decisions_are_remembered_per_policy_and_never_with_request_ids(gw, tmp_path: Path) -> None:
+    addon, tctx = gw
+    seed = [run(addon, flow("GET", "/simple", {"origin": ORIGIN})) for _ in range(2)]
+    ids = {f.response.headers["x-request-id"] for f in seed if f.response}
+    assert len(ids) == 2 and not addon._decisions  # apig-seed makes request ids: every decision is new
+    tctx.configure(addon, cors_policy=str(POLICIES / "default.yaml"))
+    for _ in range(2):
+        f = run(addon, flow("GET", "/simple", {"origin": ORIGIN}))
+        assert f.response is not None and f.response.headers["access-control-allow-origin"] == ORIGIN
+    assert len(addon._decisions) == 1
+    other = tmp_path / "other.yaml"  # the default policy, but for another origin only
+    other.write_text((POLICIES / "default.yaml").read_text().replace('allow_origin: "*"',
+                                                                      'allow_origin: "https://other.example"'))
+    tctx.configure(addon, cors_policy=str(other))
+    f = run(addon, flow("GET", "/simple", {"origin": ORIGIN}))
+    assert f.response is not None and "access-control-allow-origin" not in f.response.headers  # not the old answer
+    assert len(addon._decisions) == 1
 
 
 def test_actual_request_decorated_in_responseheaders(gw) -> None:

@@ -39,6 +39,7 @@ UP_FOR = 2.0  # seconds a reachable upstream is trusted without probing again
 FREEZE_AT_APIS = 1000  # policies this large are kept out of the garbage collector's sight (see `settled`)
 REMEMBERED_DECISIONS = 4096  # request shapes whose decision is kept; a page repeats the same few
 REMEMBERED_CHARS = 1024  # facts longer than this (in path, origin and requested headers) are decided afresh
+CACHED_FIELDS = 64  # an upstream response with more fields than this has its CORS edit worked out afresh
 MAX_PENDING = 100_000  # flows remembered between request and response; a bound, not a tuning knob
 BLOCKED_MARK = ":no_entry:"
 # Control characters (and the Unicode line/paragraph separators and bidi overrides) in client-sent values:
@@ -111,7 +112,6 @@ def _host(request: http.Request, found: dict[bytes, list[str]]) -> str:
 # Gateway-made responses are copies of this one: `http.Response()` type-checks every field when Python
 # runs without -O (as mitmdump does), which cost more than all the rest of answering a preflight.
 _TEMPLATE = http.Response(b"HTTP/1.1", 200, b"OK", http.Headers(), b"", None, 0.0, 0.0)
-CACHED_FIELDS = 64  # an upstream response with more fields than this has its CORS edit worked out afresh
 
 
 def make_response(made: GatewayResponse, decision: Decision, server: str | None) -> http.Response:
@@ -143,7 +143,7 @@ def edited_fields(
     """fields with a decision's CORS edit, its X-Request-Id and the extra fields set, in one rebuild;
     None when that changes nothing."""
     names = tuple(name for name, _ in fields)
-    vary = tuple(value for name, value in fields if name.lower() == rawheaders.VARY)
+    vary = rawheaders.values_of(fields, rawheaders.VARY)
     edit = cors_setting if len(names) <= CACHED_FIELDS else cors_setting.__wrapped__
     to_set, strip = edit(decision.cors, names, vary)
     if decision.request_id or extra:
@@ -179,8 +179,7 @@ class CorsGateway:
         self.force_lazy = True
         self._signature: tuple[int, ...] | None = None
         self._pending: dict[str, Decision] = {}
-        self._decisions: dict[RequestFacts, Decision] = {}
-        self._decided_by: Engine | None = None  # the engine self._decisions came from
+        self._decisions: dict[RequestFacts, Decision] = {}  # of the active engine; emptied by _swap
         self._up_until: dict[tuple[str, int], float] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._last_error = ""
@@ -248,6 +247,7 @@ class CorsGateway:
         """Make engine the active policy: one reference, so a flow sees either the old one or the new one."""
         old = self.engine
         self.engine = engine
+        self._decisions = {}
         self._signature = signature
         self._last_error = ""
         if old is not None and (old.loaded.source, old.loaded.digest) != (engine.loaded.source, engine.loaded.digest):
@@ -346,12 +346,11 @@ class CorsGateway:
 
     def _decide(self, engine: Engine, facts: RequestFacts) -> Decision:
         """engine.decide, remembered per request shape: a decision is a pure function of the facts
-        unless the policy gives every response a new X-Request-Id."""
-        if engine.makes_request_ids or len(facts.path) + len(facts.origin or "") + sum(
-                map(len, facts.request_headers)) > REMEMBERED_CHARS:
+        unless the policy gives every response a new X-Request-Id. `request` passes the active engine
+        and decides without awaiting, so no swap (which empties the memo) can come in between."""
+        size = len(facts.path) + len(facts.origin or "") + sum(map(len, facts.request_headers))
+        if engine.makes_request_ids or size > REMEMBERED_CHARS:
             return engine.decide(facts)
-        if self._decided_by is not engine:
-            self._decisions, self._decided_by = {}, engine
         decision = self._decisions.get(facts)
         if decision is None:
             decision = engine.decide(facts)

@@ -94,6 +94,6 @@ def edited(
     return tuple(out)
 
 
-def values_of(fields: Fields, name: bytes) -> list[str]:
-    """Every value of one field (lower-case name), as `Headers.get_all` gives them."""
-    return [text(value) for key, value in fields if key.lower() == name]
+def values_of(fields: Fields, name: bytes) -> tuple[bytes, ...]:
+    """Every raw value of one field (lower-case name); decoded with `text`, what `Headers.get_all` gives."""
+    return tuple(value for key, value in fields if key.lower() == name)

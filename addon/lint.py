@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from addon.backtracking import backtracks
 from addon.origins import DEFAULT_PORTS, parse_origin_rule
 from addon.policy import (
     METHODS,
@@ -45,6 +46,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "origin-wildcard-broad": ("error", "a wildcard origin over a suffix anyone can register under"),
     "origin-regex-unanchored": ("warning", "an allow_origin_regex without ^...$ (a search elsewhere)"),
     "origin-regex-broad": ("error", "an allow_origin_regex that admits more hosts than it names"),
+    "origin-regex-backtracking": ("error", "an allow_origin_regex whose nested repeats can stall the proxy"),
     "max-age-over-cap": ("warning", "max_age above Chromium's 7200 s (and Firefox's 86400 s) cap"),
     "authorization-under-wildcard": ("warning", "allow_headers '*' expected to cover Authorization"),
     "method-not-in-plugin": ("error", "an API bound to a CORS plug-in whose allow_methods lacks its method"),
@@ -241,6 +243,15 @@ def _origin_issues(loc: tuple[Any, ...], entry: str) -> Iterator[_Issue]:
 
 
 def _regex_issues(loc: tuple[Any, ...], pattern: str) -> Iterator[_Issue]:
+    if backtracks(pattern):
+        yield _Issue(
+            "origin-regex-backtracking", loc,
+            f"'{pattern}' repeats a part that can itself match the same text in several ways: on a long Origin "
+            "that almost matches, the regex engine tries exponentially many ways with the proxy's event loop "
+            "stopped, and any client can send one",
+            "give each repeated part a separator its inner repeat cannot match, as the dot in "
+            "^https://([a-z0-9-]+\\.)*example\\.com$",
+        )
     tokens = _regex_tokens(pattern)
     top_alternation = any(kind == "|" and depth == 0 for kind, _, depth in tokens)
     if not tokens or tokens[0][0] != "^" or tokens[-1][0] != "$" or top_alternation:

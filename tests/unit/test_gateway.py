@@ -11,7 +11,7 @@ from mitmproxy import exceptions, http
 from mitmproxy.test import taddons, tflow, tutils
 
 from addon.cors import Decision
-from addon.gateway import BLOCKED_MARK, CorsGateway, make_response, parse_flag, request_facts
+from addon.gateway import BLOCKED_MARK, CorsGateway, made_fields, make_response, parse_flag, request_facts
 from addon.responses import GatewayResponse
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -70,10 +70,16 @@ def test_preflight_answered_in_request_and_not_decorated_twice(gw) -> None:
 
 
 def test_gateway_responses_are_what_the_constructor_builds_and_share_nothing() -> None:
-    """make_response copies a template instead of calling http.Response() (see gateway._TEMPLATE)."""
+    """make_response copies a template instead of calling http.Response() (see gateway._TEMPLATE), with
+    fields remembered per gateway-made response (made_fields) unless each has its own request id."""
+    made_fields.cache_clear()
     made = GatewayResponse(404, (("Content-Type", "application/json"),), b'{"error_code": "APIG.0101"}')
     first = make_response(made, Decision("respond", response=made, request_id="ab" * 16), "api-gateway")
+    assert made_fields.cache_info().currsize == 0
     second = make_response(GatewayResponse(204, (), b""), Decision("respond"), None)
+    again = make_response(GatewayResponse(204, (), b""), Decision("respond"), None)
+    assert made_fields.cache_info().hits == 1
+    again.headers["x-again"] = "1"
     expected = http.Response(
         b"HTTP/1.1", 404, b"Not Found",
         http.Headers([(b"Content-Type", b"application/json"), (b"X-Request-Id", b"ab" * 16),
@@ -85,7 +91,7 @@ def test_gateway_responses_are_what_the_constructor_builds_and_share_nothing() -
     first.content = b"changed"
     assert (second.status_code, second.reason, second.headers.fields, second.content) == (
         204, "No Content", ((b"content-length", b"0"),), b"")
-    assert first.data is not second.data and first.headers is not second.headers
+    assert first.data is not second.data and first.headers is not second.headers and again.headers is not second.headers
 
 
 def test_decisions_are_remembered_per_policy_and_never_with_request_ids(gw, tmp_path: Path) -> None:

@@ -331,3 +331,30 @@ def test_a_large_policy_is_frozen_out_of_full_collections_a_small_one_is_not(tmp
             assert gc.get_freeze_count() > gateway.FREEZE_AT_APIS
     finally:
         gc.unfreeze()
+
+
+def test_the_startup_heap_is_frozen_once_when_mitmproxy_runs() -> None:
+    """`running` freezes what is alive then (full collections skip it); a later `running`, as after a
+    script reload, freezes nothing more."""
+    import gc
+
+    addon = CorsGateway()
+
+    async def scenario() -> None:
+        with taddons.context(addon) as tctx:
+            tctx.configure(addon, cors_policy="")
+            assert gc.get_freeze_count() == 0
+            addon.running()
+            frozen = gc.get_freeze_count()
+            assert frozen > 10_000  # mitmproxy's modules, ours and the policy
+            later = [[i] for i in range(1000)]
+            addon.running()
+            assert gc.get_freeze_count() == frozen and len(later) == 1000
+            addon.done()
+
+    gc.unfreeze()
+    gateway.freeze_startup_heap.cache_clear()
+    try:
+        asyncio.run(scenario())
+    finally:
+        gc.unfreeze()

@@ -127,6 +127,9 @@ def test_loader_errors_cannot_be_suppressed() -> None:
         r"'^http://localhost(:\d+)?$'",
         r"'^https://.*\.example\.com$'",
         r"'\Ahttps://app\.example\.com\Z'",
+        r"'^https://([a-z0-9-]+\.)*example\.com$'",  # nested, but every label ends at a dot
+        r"'^https://([a-z0-9]+(-[a-z0-9]+)*\.)+example\.com$'",
+        r"'^https://(?>[a-z0-9-]+)+\.example\.com$'",  # an atomic group never gives back what it took
     ],
 )
 def test_well_made_regexes_pass(regex: str) -> None:
@@ -142,6 +145,10 @@ def test_well_made_regexes_pass(regex: str) -> None:
         (r"'^https://.+$'", "origin-regex-broad"),
         (r"'^(https://a\.example\.com|https://b\.example\.com)'", "origin-regex-unanchored"),
         (r"'^https://a\.example\.com|https://b\.example\.com$'", "origin-regex-unanchored"),
+        (r"'^https://([a-z0-9-]+)+\.example\.com$'", "origin-regex-backtracking"),
+        (r"'^https://(\w+\.?)*example\.com$'", "origin-regex-backtracking"),  # the dot may be absent
+        (r"'^https://([a-z]+|[0-9]+)+\.example\.com$'", "origin-regex-backtracking"),
+        (r"'^https://([a-z]{1,20}){2,}\.example\.com$'", "origin-regex-backtracking"),
     ],
 )
 def test_broad_or_unanchored_regexes(regex: str, rule: str) -> None:

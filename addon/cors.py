@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from addon.fields import is_token, split_list
 from addon.origins import OriginMatcher
@@ -49,9 +49,12 @@ SIMPLE_HEADERS: tuple[tuple[str, str], ...] = (("Access-Control-Allow-Origin", "
 _NEVER_EXPOSED = frozenset({"set-cookie", "set-cookie2"})
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    """What the engine needs to know about a request; gateway.py extracts it from the flow."""
+class RequestFacts(NamedTuple):
+    """What the engine needs to know about a request; gateway.py extracts it from the flow.
+
+    A named tuple rather than a frozen dataclass: one is built and hashed for every request, and a
+    frozen dataclass's __init__ (an object.__setattr__ per field) cost ~2.5 µs of that against ~0.5 µs.
+    """
 
     method: str
     host: str

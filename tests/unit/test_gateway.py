@@ -7,14 +7,17 @@ import logging
 from pathlib import Path
 
 import pytest
-from mitmproxy import exceptions, http
+from mitmproxy import exceptions, hooks, http
+from mitmproxy.addons.script import load_script
+from mitmproxy.proxy.layers.http import HttpRequestHook, HttpResponseHeadersHook, HttpResponseHook
 from mitmproxy.test import taddons, tflow, tutils
 
 from addon.cors import Decision
 from addon.gateway import BLOCKED_MARK, CorsGateway, made_fields, make_response, parse_flag, request_facts
 from addon.responses import GatewayResponse
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES = ROOT / "policies"
 ORIGIN = "http://localhost:5173"
 
 
@@ -56,6 +59,40 @@ def test_options_are_validated_in_configure(gw) -> None:
 @pytest.mark.parametrize(("text", "value"), [("true", True), ("OFF", False), ("1", True), ("no", False)])
 def test_parse_flag(text: str, value: bool) -> None:
     assert parse_flag("x", text) is value
+
+
+def test_the_script_module_has_every_hook_name_yet_mitmproxy_calls_only_the_gateways_hooks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The entry point binds the hook names it lacks to None (a found attribute, not a costly miss on 3.11);
+    through mitmproxy's own AddonManager, a flow still reaches exactly the gateway's hooks, with no warning."""
+    ns = load_script(str(ROOT / "addon" / "cors_gateway.py"))
+    assert ns is not None
+    unbound = [name for name in hooks.all_hooks if name != "add_log" and getattr(ns, name, "missing") is not None]
+    assert unbound == []
+    assert not hasattr(ns, "add_log")  # mitmproxy warns about any addon that has it
+    gateway = ns.addons[0]
+    with taddons.context() as tctx, caplog.at_level(logging.WARNING):
+        tctx.master.addons.add(ns)
+        tctx.configure(gateway, cors_policy=str(POLICIES / "apig-seed.yaml"))
+        assert [r.getMessage() for r in caplog.records] == []
+        f = flow(headers={"Origin": ORIGIN})
+        gateway._up_until[(f.request.host, f.request.port)] = float("inf")
+        called = [
+            [func for _, func in tctx.master.addons._iter_hooks(ns, event)]
+            for event in (HttpRequestHook(f), hooks.UpdateHook([f]), HttpResponseHook(f))
+        ]
+        assert called == [[gateway.request], [], [gateway.response]]
+
+        async def lifecycle() -> None:
+            await tctx.master.addons.handle_lifecycle(HttpRequestHook(f))
+            f.response = tutils.tresp(headers=http.Headers(content_type="text/plain"))
+            await tctx.master.addons.handle_lifecycle(HttpResponseHeadersHook(f))
+            await tctx.master.addons.handle_lifecycle(HttpResponseHook(f))
+
+        asyncio.run(lifecycle())
+    assert f.response.headers["access-control-allow-origin"] == "*"  # apig-seed.yaml, /simple
+    assert f.comment.startswith("CORS actual: ok")
 
 
 def test_preflight_answered_in_request_and_not_decorated_twice(gw) -> None:

@@ -53,7 +53,7 @@ class RequestFacts(NamedTuple):
     """What the engine needs to know about a request; gateway.py extracts it from the flow.
 
     A named tuple rather than a frozen dataclass: one is built and hashed for every request, and a
-    frozen dataclass's __init__ (an object.__setattr__ per field) cost ~2.5 µs of that against ~0.5 µs.
+    frozen dataclass's __init__ (an object.__setattr__ per field) cost ~2.5 µs of that, against ~0.8 µs.
     """
 
     method: str

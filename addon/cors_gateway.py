@@ -8,8 +8,10 @@ root there; tests import the same modules as `addon.*`, one identity for both.
 import sys
 from pathlib import Path
 
-from mitmproxy import addonmanager, hooks  # noqa: F401 - addonmanager, layers, server_hooks: they define
-from mitmproxy.proxy import layers, server_hooks  # noqa: F401 - the hooks, all in hooks.all_hooks once imported
+# addonmanager, layers and server_hooks define hooks: imported, they are all in hooks.all_hooks when it is
+# read below (under mitmdump they are loaded already).
+from mitmproxy import addonmanager, hooks  # noqa: F401
+from mitmproxy.proxy import layers, server_hooks  # noqa: F401
 
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:

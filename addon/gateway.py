@@ -1,7 +1,8 @@
 """The mitmproxy addon: options, hooks, commands and policy reload. No CORS logic of its own.
 
 The engine (cors.py) decides, the judge (verdict.py) diagnoses; this module moves
-facts out of flows and decisions back into them. It is the only module that
+facts out of flows and decisions back into them. Besides the entry point
+(cors_gateway.py) and the lean launcher (launcher.py), it is the only module that
 imports mitmproxy.
 """
 

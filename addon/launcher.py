@@ -7,7 +7,8 @@ on and terminal logging (see `lean_addons` and the README for why each addon is 
 or out), dispatches each event only to the addons that handle it, and reads
 mitmdump's command line (`--mode`, `--listen-host`, `--listen-port`, `-s`,
 `--set name=value`) plus `--policy` and the `--cors-*` options. Besides
-gateway.py, this is the only module that imports mitmproxy.
+gateway.py and the entry point (cors_gateway.py), this is the only module that
+imports mitmproxy.
 """
 
 from __future__ import annotations

@@ -24,12 +24,13 @@ from mitmproxy import command, ctx, exceptions, flow, http
 from mitmproxy.net.http import status_codes
 from mitmproxy.log import ALERT
 
-from addon import rawheaders, verdict
-from addon.cors import CorsPlan, Decision, Engine, RequestFacts, merge_vary, response_edit
-from addon.fields import split_list
-from addon.pacing import paced
-from addon.policy import DEFAULT_POLICY, PolicyError, Problem, load_policy
-from addon.responses import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, GatewayResponse, error_response
+from addon import verdict
+from addon.core import rawheaders
+from addon.core.cors import CorsPlan, Decision, Engine, RequestFacts, merge_vary, response_edit
+from addon.core.fields import split_list
+from addon.core.pacing import paced
+from addon.core.policy import DEFAULT_POLICY, PolicyError, Problem, load_policy
+from addon.core.responses import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, GatewayResponse, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -300,7 +301,7 @@ class CorsGateway:
             return
         before = (self.engine, self._signature)
         try:
-            # Paced, so a busy event loop keeps its share of the CPU while a large policy loads (addon/pacing.py).
+            # Paced, so a busy event loop keeps its share of the CPU while a large policy loads (addon/core/pacing.py).
             engine: Engine | PolicyError = await asyncio.to_thread(paced, lambda: settled(Engine(load_policy(source))))
         except PolicyError as e:
             engine = e

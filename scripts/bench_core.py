@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 import genpolicy  # noqa: E402  (scripts/ is sys.path[0] when run as a script)
 from ruamel.yaml import YAML  # noqa: E402  (the library policy.py parses YAML with)
 
-from addon.cors import Engine, RequestFacts, response_edit  # noqa: E402
-from addon.policy import load_policy  # noqa: E402
+from addon.core.cors import Engine, RequestFacts, response_edit  # noqa: E402
+from addon.core.policy import load_policy  # noqa: E402
 
 API_COUNTS = (10, 1000, 10000)
 UPSTREAM_HEADERS = (("Server", "nginx"), ("Content-Type", "application/json"), ("Content-Length", "26"))

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from addon import verdict
-from addon.fields import split_list
+from addon.core.fields import split_list
 from addon.verdict import Verdict
 from tests.browser.matrix import DOWN, OTHER, PAGE, POLICIES, REPORT, Exchange, PolicySpec, exchanges
 from tests.support.browser import PAGE_PATH, BrowserHarness, FetchResult

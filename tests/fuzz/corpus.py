@@ -23,7 +23,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from addon import policy as policy_module
+from addon.core import policy as policy_module
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 SEED = 20261128

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from addon.cors import Engine  # noqa: E402 - after the sys.path line, as in addon/cors_gateway.py
-from addon.policy import PolicyError, load_policy  # noqa: E402
+from addon.core.cors import Engine  # noqa: E402 - after the sys.path line, as in addon/cors_gateway.py
+from addon.core.policy import PolicyError, load_policy  # noqa: E402
 
 
 def load_one(path: str) -> dict[str, object]:

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, settings
 
 # RFC 9110 §5.1 / §5.5: field-name = token; field-value = *field-content, where field-content is
 # field-vchar [ 1*( SP / HTAB / field-vchar ) field-vchar ] and field-vchar = VCHAR / obs-text.
-# Written here from the RFC rather than imported from addon.fields, so the core is not its own judge.
+# Written here from the RFC rather than imported from addon.core.fields, so the core is not its own judge.
 TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 FIELD_VALUE_RE = re.compile(r"(?:[\x21-\x7e\x80-\xff](?:[\x20\x09\x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
 

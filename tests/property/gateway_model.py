@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import strategies as st
 from mitmproxy import http
 
-from addon.cors import Decision, Engine, RequestFacts
-from addon.fields import split_list
+from addon.core.cors import Decision, Engine, RequestFacts
+from addon.core.fields import split_list
 from addon.gateway import apply_edit, make_response
-from addon.policy import LoadedPolicy, Policy
+from addon.core.policy import LoadedPolicy, Policy
 from tests.property.origin_model import AllowList, Candidate, allow_lists, near_misses, spoil
 
 METHOD_POOL = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "X-Custom", "patch")

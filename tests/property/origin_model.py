@@ -1,7 +1,7 @@
 """An independent model of what an allow-list admits, and hypothesis strategies built on it.
 
 Written from DESIGN §4.4 and the URL Standard's origin serialisation, not from
-addon/origins.py: candidate Origin values are *built* from parts (scheme, host
+addon/core/origins.py: candidate Origin values are *built* from parts (scheme, host
 labels, port, and optional decorations such as userinfo or a path), so the model
 knows what each value is without parsing it back. A rule's plain meaning is then
 a few lines of set logic (`admits`).

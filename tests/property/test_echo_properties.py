@@ -1,6 +1,6 @@
 """Echo rules (issue 7): what the gateway reflects is the request's own value, and only when the policy admits it.
 
-The allow-list's plain meaning comes from origin_model (not from addon/origins.py),
+The allow-list's plain meaning comes from origin_model (not from addon/core/origins.py),
 and the response fields are the ones gateway.py would send. Example counts are fixed
 and derandomized (common.fixed).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
-from addon.cors import Decision
+from addon.core.cors import Decision
 from tests.property.common import fixed
 from tests.property import gateway_model as gm
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from addon.cors import APIG_PREFLIGHT_HEADERS, CorsPlan, CorsRule, response_edit
-from addon.fields import is_token, lower_set, split_list
-from addon.policy import CorsContent
+from addon.core.cors import APIG_PREFLIGHT_HEADERS, CorsPlan, CorsRule, response_edit
+from addon.core.fields import is_token, lower_set, split_list
+from addon.core.policy import CorsContent
 from tests.property.common import TOKEN_RE, bad_fields, fixed
 from tests.property.gateway_model import (
     Setup,

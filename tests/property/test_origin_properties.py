@@ -1,7 +1,7 @@
 """Origin matching, property by property (issue 7): a match only ever admits what the rule plainly means.
 
 The model in origin_model.py builds each Origin value from parts, so it knows the
-answer without parsing; these properties compare addon/origins.py against it.
+answer without parsing; these properties compare addon/core/origins.py against it.
 Example counts are fixed and derandomized (see common.fixed), so CI runs the same
 examples every time.
 """
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
-from addon.origins import OriginMatcher, parse_origin, parse_origin_rule
+from addon.core.origins import OriginMatcher, parse_origin, parse_origin_rule
 from tests.property.common import fixed
 from tests.property.origin_model import (
     CANON,

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from mitmproxy import http
 from mitmproxy.net.http import url
 
-from addon import rawheaders, verdict
+from addon import verdict
+from addon.core import rawheaders
 from tests.property.common import fixed
 
 # Names drawn mostly from the ones that matter, in any case, plus arbitrary tokens and bytes.

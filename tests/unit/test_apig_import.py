@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from addon.apig_import import ApigImportError, convert, plugins_from, read_document, to_yaml
-from addon.lint import lint
-from addon.policy import parse_policy
+from addon.tools.apig_import import ApigImportError, convert, plugins_from, read_document, to_yaml
+from addon.tools.lint import lint
+from addon.core.policy import parse_policy
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "apig"
 CONTENT = {"allow_origin": "https://a.example.com", "allow_methods": "GET,PUT", "max_age": 600}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from addon.cors import APIG_PREFLIGHT_HEADERS, Decision, Engine, RequestFacts, merge_vary, response_edit
-from addon.origins import OriginMatcher, parse_origin, parse_origin_rule
-from addon.policy import load_policy, parse_policy
+from addon.core.cors import APIG_PREFLIGHT_HEADERS, Decision, Engine, RequestFacts, merge_vary, response_edit
+from addon.core.origins import OriginMatcher, parse_origin, parse_origin_rule
+from addon.core.policy import load_policy, parse_policy
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 ORIGIN = "https://app.example.com"

@@ -12,9 +12,9 @@ from mitmproxy.addons.script import load_script
 from mitmproxy.proxy.layers.http import HttpRequestHook, HttpResponseHeadersHook, HttpResponseHook
 from mitmproxy.test import taddons, tflow, tutils
 
-from addon.cors import Decision
+from addon.core.cors import Decision
 from addon.gateway import BLOCKED_MARK, CorsGateway, made_fields, make_response, parse_flag, request_facts
-from addon.responses import GatewayResponse
+from addon.core.responses import GatewayResponse
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

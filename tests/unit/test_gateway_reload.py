@@ -19,7 +19,7 @@ from mitmproxy.test import taddons, tflow
 
 from addon import gateway
 from addon.gateway import CorsGateway, file_signature
-from addon.policy import LoadedPolicy, load_policy
+from addon.core.policy import LoadedPolicy, load_policy
 
 SWAP_LINE = "corsgate policy swapped: "
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from addon.lint import RULES, lint, lint_path
+from addon.tools.lint import RULES, lint, lint_path
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ROOT / "tests" / "lint_cases"

@@ -1,4 +1,4 @@
-"""Pacing of background work (addon/pacing.py): rests while other threads are busy, full collections held."""
+"""Pacing of background work (addon/core/pacing.py): rests while other threads are busy, full collections held."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from addon import pacing
+from addon.core import pacing
 
 
 def _work(seconds: float) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from addon.policy import MAX_PROBLEMS, Policy, PolicyError, _problems, load_policy, parse_policy
+from addon.core.policy import MAX_PROBLEMS, Policy, PolicyError, _problems, load_policy, parse_policy
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from addon.routing import Router, parse_path, route_signature
+from addon.core.routing import Router, parse_path, route_signature
 
 
 def _router(*apis: tuple[str | None, str, str, str]) -> Router:

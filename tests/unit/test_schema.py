@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
-from addon.policy import PolicyError, load_policy
+from addon.core.policy import PolicyError, load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "policies" / "schema.json"

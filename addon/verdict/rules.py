@@ -29,7 +29,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from addon.fields import is_token, split_list
+from addon.core.fields import is_token, split_list
 
 Headers = Sequence[tuple[str, str]]
 

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from addon.fields import is_token, split_list
-from addon.origins import OriginMatcher
-from addon.pacing import each
-from addon.policy import Api, CorsContent, LoadedPolicy
-from addon.responses import (
+from addon.core.fields import is_token, split_list
+from addon.core.origins import OriginMatcher
+from addon.core.pacing import each
+from addon.core.policy import Api, CorsContent, LoadedPolicy
+from addon.core.responses import (
     API_NOT_FOUND,
     APP_AUTH_MISSING,
     IAM_AUTH_MISSING,
@@ -27,7 +27,7 @@ from addon.responses import (
     mock_response,
     new_request_id,
 )
-from addon.routing import Router, precedence
+from addon.core.routing import Router, precedence
 
 # APIG's documented answer of the Method-1 OPTIONS mock API ("CORS Calling of an Open API").
 APIG_PREFLIGHT_HEADERS: tuple[tuple[str, str], ...] = (

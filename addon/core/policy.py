@@ -34,11 +34,11 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.reader import ReaderError
 
-from addon import routing
-from addon.fields import is_token
-from addon.pacing import each, pace
+from addon.core import routing
+from addon.core.fields import is_token
+from addon.core.pacing import each, pace
 
-DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
 METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "ANY")
 # Bounds that keep loading a file (and so a reload inside the proxy) within ~2 s of CPU and a few hundred
 # MiB. JSON loads and compiles at ~0.6 s/MiB; YAML at ~100 KiB per CPU second with the pure-Python parser
@@ -163,7 +163,7 @@ class CorsContent(_Model):
     @field_validator("allow_origin")
     @classmethod
     def _origins_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from addon.origins import parse_origin_rule
+        from addon.core.origins import parse_origin_rule
 
         if not value:
             raise ValueError("at least one origin is required ('*' allows all)")
@@ -360,7 +360,7 @@ _API_LIST = TypeAdapter(list[Api])
 def _validate(document: Any) -> Policy:
     """Policy.model_validate(document), with the APIs validated a chunk at a time so a paced load can rest between.
 
-    pydantic validates a whole document in one call; a paced loader (addon/pacing.py) can only give
+    pydantic validates a whole document in one call; a paced loader (addon/core/pacing.py) can only give
     the GIL away between calls. The errors are the same, in the same order: the top level's fields
     first, then the APIs' (located under ("apis", i)), then unknown top-level keys; and the cross-field
     checks run only on a policy whose fields are all valid.

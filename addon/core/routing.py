@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from addon.pacing import each
+from addon.core.pacing import each
 
 _PARAM_RE = re.compile(r"\{([A-Za-z0-9_][A-Za-z0-9_.-]*)(\+?)\}")
 _LITERAL_RE = re.compile(r"[^{}\s?#]*")

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from addon.backtracking import backtracks
-from addon.origins import DEFAULT_PORTS, parse_origin_rule
-from addon.policy import (
+from addon.tools.backtracking import backtracks
+from addon.core.origins import DEFAULT_PORTS, parse_origin_rule
+from addon.core.policy import (
     METHODS,
     Api,
     CorsContent,
@@ -30,7 +30,7 @@ from addon.policy import (
     located_tree,
     parse_policy,
 )
-from addon.routing import Router, parse_path, route_signature
+from addon.core.routing import Router, parse_path, route_signature
 
 Severity = Literal["error", "warning"]
 

@@ -29,7 +29,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from addon.routing import parse_path
+from addon.core.routing import parse_path
 
 OPERATIONS = {
     "get": "GET", "post": "POST", "put": "PUT", "delete": "DELETE", "head": "HEAD", "patch": "PATCH",

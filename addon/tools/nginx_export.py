@@ -60,6 +60,7 @@ CORS_FIELDS = (
 MANAGED = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "date",
                      "server", "vary", "x-request-id"}) | {f.lower() for f in CORS_FIELDS}
 # `return` codes nginx gives a meaning of its own: redirects take the text as Location, 444 closes.
+MAX_TOKEN = 4000  # nginx reads one directive parameter into a 4096-byte buffer ("too long parameter")
 SPECIAL_STATUS = frozenset({301, 302, 303, 307, 308, 444, 494, 495, 496, 497, 499})
 TCHAR = r"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 _PYTHON_ONLY = (  # regex constructs Python's re reads and PCRE reads differently (or not at all)
@@ -211,9 +212,8 @@ def _regex_problem(pattern: str) -> str | None:
 def _json_body(error: GatewayError, detail: str, request_id: bool, detail_variable: str = "") -> str:
     """responses.error_response's body as an nginx value: $request_id (and a detail variable) spliced in."""
     message = f"{error.message[:-1]}: {detail}" if detail or detail_variable else error.message
-    text = json.dumps({"error_code": error.code, "error_msg": message + "\x00D", "request_id": "\x00R"})
-    text = value(text).replace("\x00D", detail_variable).replace("\x00R", "$request_id" if request_id else "")
-    return text
+    text = json.dumps({"error_code": error.code, "error_msg": message + "<<D>>", "request_id": "<<R>>"})
+    return value(text).replace("<<D>>", detail_variable).replace("<<R>>", "$request_id" if request_id else "")
 
 
 @dataclass(frozen=True)
@@ -327,6 +327,14 @@ class _Writer:
 
     def _check(self) -> None:
         err, warn = self.problems.errors.append, self.problems.warnings.append
+
+        def fits(loc: tuple[Any, ...], token: str) -> None:
+            if len(token) > MAX_TOKEN:
+                err((loc, f"too long for nginx: {len(token)} characters in one parameter (nginx reads at most "
+                     f"{MAX_TOKEN})"))
+
+        if self.policy.gateway.server:
+            fits(("gateway", "server"), value(self.policy.gateway.server))
         if self.policy.gateway.server is not None and not self.more:
             warn((("gateway", "server"), "without nginx's headers-more module, gateway-made responses say "
                   "'Server: nginx' instead (install libnginx-mod-http-headers-more-filter)"))
@@ -337,6 +345,12 @@ class _Writer:
                 why = _regex_problem(pattern)
                 if why:
                     err(((*loc, "allow_origin_regex", i), f"regex {pattern[:60]!r}: {why}"))
+                fits((*loc, "allow_origin_regex", i), regex_key(rf"^(?:{pattern})\z"))
+            for i, text in enumerate(content.allow_origin):
+                if parse_origin_rule(text).kind in ("exact", "wildcard"):
+                    fits((*loc, "allow_origin", i), regex_key(origin_regex(text)))
+            for name in ("allow_methods", "allow_headers", "expose_headers"):
+                fits((*loc, name), value(",".join(getattr(content, name))))
             if r.rule.any_expose and r.rule.credentials:
                 listed = [h for h in content.expose_headers if h != "*"]
                 warn(((*loc, "expose_headers"), "'*' with allow_credentials: nginx cannot list a response's header "
@@ -351,16 +365,19 @@ class _Writer:
                 warn(((*loc, "precedence"), "gateway: nginx removes the backend's " + ", ".join(CORS_FIELDS)
                       + "; other Access-Control-* fields pass"))
         for i, api in enumerate(self.policy.apis):
+            fits(("apis", i, "path"), regex_key(route_regex(api)))
             backend = api.backend
             if backend.type != "mock":
                 continue
             loc = ("apis", i, "backend")
+            fits((*loc, "body"), value(backend.body))
             if backend.status < 200 or backend.status in SPECIAL_STATUS:
                 err(((*loc, "status"), f"nginx's `return` cannot send status {backend.status} with a body "
                      "(1xx, redirects and nginx's own codes)"))
             if _CONTROL.search(backend.body):
                 err(((*loc, "body"), "control characters other than tab, CR and LF cannot be written to nginx"))
-            for name in backend.headers:
+            for name, val in backend.headers.items():
+                fits((*loc, "headers", name), value(val))
                 if name.lower() in MANAGED:
                     err(((*loc, "headers", name), f"{name} is set by nginx or by the exported CORS rules"))
 

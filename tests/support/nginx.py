@@ -8,6 +8,7 @@ tests skip with it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -90,3 +91,50 @@ def _accepts(port: int) -> bool:
 def prefix_files(directory: Path) -> list[str]:
     """What nginx wrote under its prefix (for the prefix-relative test)."""
     return sorted(str(p.relative_to(directory)) for p in Path(directory).rglob("*"))
+
+
+# -- comparing an exchange through corsgate and through nginx ----------------------------------------------
+
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def cors_view(status: int, headers: Sequence[tuple[str, str]]) -> dict[str, object]:
+    """What the differential compares: status, every Access-Control-* field (name -> values, in order), the
+    Vary tokens (lower-cased, as a set: nginx adds its own field rather than rewriting the backend's), and
+    whether X-Request-Id is present and 32 lowercase hex digits."""
+    fields: dict[str, list[str]] = {}
+    for name, val in headers:
+        if name.lower().startswith("access-control-"):
+            fields.setdefault(name.lower(), []).append(val)
+    vary = {t.strip().lower() for name, val in headers if name.lower() == "vary" for t in val.split(",") if t.strip()}
+    ids = [val for name, val in headers if name.lower() == "x-request-id"]
+    return {
+        "status": status, "fields": fields, "vary": vary,
+        "request_id": "none" if not ids else "ok" if len(ids) == 1 and REQUEST_ID.fullmatch(ids[0]) else f"bad {ids}",
+    }
+
+
+def differences(corsgate: dict[str, object], nginx: dict[str, object], warned: set[str] = frozenset()) -> list[str]:
+    """Every way two cors_view()s differ, worded for a failure message; fields in `warned` (see
+    warned_fields) are the exporter's documented limitations and are not counted."""
+    out = []
+    for key in ("status", "request_id", "vary"):
+        if corsgate[key] != nginx[key]:
+            out.append(f"{key}: corsgate {corsgate[key]}, nginx {nginx[key]}")
+    a, b = corsgate["fields"], nginx["fields"]
+    assert isinstance(a, dict) and isinstance(b, dict)
+    for name in sorted(a.keys() | b.keys()):
+        if a.get(name) != b.get(name) and name not in warned:
+            out.append(f"{name}: corsgate {a.get(name)}, nginx {b.get(name)}")
+    return out
+
+
+# What the exporter warns about (its stderr), and which compared field each warning excuses.
+WARNED_FIELDS = {
+    "expose_headers: '*' with allow_credentials": "access-control-expose-headers",
+}
+
+
+def warned_fields(warnings: str) -> set[str]:
+    """The fields an export's warnings say nginx sends differently: their differences are documented."""
+    return {field for text, field in WARNED_FIELDS.items() if text in warnings}

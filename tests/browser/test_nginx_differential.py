@@ -37,6 +37,14 @@ EXPORTED = tuple(spec for spec in POLICIES if not spec.report)
 LOWER_CASE_METHODS = "admits methods that are not upper-case"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _mitmdump_only(launcher: tuple[str, ...] | None) -> None:
+    """nginx is compared with corsgate once, under mitmdump (the launchers' sameness is test_differential's);
+    autouse, so the lean launcher's run skips before any proxy starts."""
+    if launcher is not None:
+        pytest.skip("the nginx differential runs against corsgate under mitmdump only")
+
+
 @dataclass
 class NginxRig:
     """nginx per (policy, upstream down), each behind a recording bare mitmdump, and each export's warnings."""
@@ -96,11 +104,8 @@ def compare(
 
 
 def test_nginx_answers_as_corsgate_in_chromium(
-    launcher: tuple[str, ...] | None, rig: Rig, nginx_rig: NginxRig, exported_matrix: list[Exchange],
-    capsys: pytest.CaptureFixture[str],
+    rig: Rig, nginx_rig: NginxRig, exported_matrix: list[Exchange], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if launcher is not None:  # nginx is compared with corsgate once; the launchers' sameness is test_differential's
-        pytest.skip("the nginx differential runs against corsgate under mitmdump only")
     started = time.monotonic()
     ours = run(rig, exported_matrix)
     theirs = run(nginx_rig.rig, exported_matrix)

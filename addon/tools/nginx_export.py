@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from addon.core import origins
 from addon.core.cors import APIG_PREFLIGHT_HEADERS, CorsRule
 from addon.core.origins import DEFAULT_PORTS, Origin, parse_origin_rule
-from addon.core.policy import Api, LoadedPolicy, Problem, line_of, located_tree
+from addon.core.policy import Api, LoadedPolicy, Problem, _field_path, line_of, located_tree
 from addon.core.responses import (
     API_NOT_FOUND,
     APP_AUTH_MISSING,
@@ -69,14 +70,16 @@ _PYTHON_ONLY = (  # regex constructs Python's re reads and PCRE reads differentl
     (r"\\Z", "\\Z (end of string in Python, before a final newline in PCRE)"),
 )  # fmt: skip
 
-# A serialised origin as origins.parse_origin admits it (scheme, host, port rules; IPv6 not checked for
-# its compressed form). Case-insensitive, anchored by the caller.
-_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+# A serialised origin as origins.parse_origin admits it, from its pieces (scheme, label), plus what it checks
+# in code: a last label that is a number only as a dotted-decimal IPv4 address, a port up to 65535, a port
+# for schemes without a default. IPv6 is not checked for its compressed form. Case-insensitive, anchored.
+_LABEL = origins._LABEL
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _NAME = rf"(?:{_LABEL}\.)*(?!(?:[0-9]+|0x[0-9a-f]*)(?::|\z)){_LABEL}"
 _HOST = rf"(?:(?:{_OCTET}\.){{3}}{_OCTET}(?=:|\z)|{_NAME}|\[[0-9a-f:.]+\])"
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-VALID_ORIGIN = rf"(?!.{{2049}})(?:(?:https?|wss?)://{_HOST}(?::{_PORT})?|[a-z][a-z0-9+.-]*://{_HOST}:{_PORT})"
+_DEFAULTED = "|".join(sorted(DEFAULT_PORTS))
+VALID_ORIGIN = rf"(?!.{{2049}})(?:(?:{_DEFAULTED})://{_HOST}(?::{_PORT})?|{origins._SCHEME}://{_HOST}:{_PORT})"
 
 
 class ExportError(Exception):
@@ -97,13 +100,6 @@ class _Problems:
     def located(self, items: Iterable[tuple[tuple[Any, ...], str]], text: str | None) -> list[Problem]:
         tree = located_tree(text) if text else None
         return [Problem(line_of(tree, loc) if tree is not None else None, _field_path(loc), msg) for loc, msg in items]
-
-
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
-    return out
 
 
 # -- escaping ----------------------------------------------------------------------------------------------
@@ -317,10 +313,8 @@ class _Writer:
         self.api_rule: list[_Rule | None] = [
             next((self.rules[n] for n in api.plugins if n in self.rules), None) for api in self.policy.apis
         ]
-        self.order = sorted(
-            range(len(self.policy.apis)),
-            key=lambda i: precedence(*(lambda a: (a.host, a.method, a.path, a.match_mode))(self.policy.apis[i]), i),
-        )
+        apis = self.policy.apis
+        self.order = sorted(range(len(apis)), key=lambda i: _rank(apis[i], i))
         self._check()
 
     # -- checks ------------------------------------------------------------------------------------------
@@ -446,7 +440,7 @@ class _Writer:
         out += self._map("$cg_route_acrm", "cg_acrm_rule", [(f'"{i}"', str(i)) for i in with_rule], '""')
         out += self._map("$cg_acrm_rule", "cg_pf_default", [('""', "$cg_route_options")], "$cg_acrm_rule")
         pairs = []
-        ranks = [precedence(a.host, a.method, a.path, a.match_mode, 0)[:-2] for a in apis]
+        ranks = [_rank(a, 0)[:-2] for a in apis]  # as cors._more_specific: without method and file order
         for a, api in enumerate(apis):
             if api.method != "OPTIONS":
                 continue
@@ -677,6 +671,11 @@ class _Writer:
             "}",
         ]
         return lines
+
+
+def _rank(api: Api, index: int) -> tuple[int, ...]:
+    """routing.precedence of an API: the order its route regexes are written in."""
+    return precedence(api.host, api.method, api.path, api.match_mode, index)
 
 
 def _var(name: str) -> str:

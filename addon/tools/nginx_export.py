@@ -117,8 +117,9 @@ def literal_regex(text: str) -> str:
 def quote(text: str, *, variables: bool = False) -> str:
     """text as a double-quoted nginx string that nginx reads back as exactly text.
 
-    Backslashes and quotes are escaped, tab, CR and LF written as nginx's \\t, \\r, \\n. With variables=True (values nginx interpolates) `$` becomes ${cg_dollar}; control characters
-    other than tab, CR and LF are refused by the callers before this."""
+    Backslashes and quotes are escaped, tab, CR and LF written as nginx's \\t, \\r, \\n. With
+    variables=True (values nginx interpolates) `$` becomes ${cg_dollar}; other control characters are
+    refused by the callers before this."""
     out = []
     for char in text:
         if char in '"\\\'':

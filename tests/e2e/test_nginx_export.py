@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from addon.core.policy import PolicyError, load_policy
-from addon.tools.nginx_export import ExportError, export_nginx
+from addon.tools.nginx_export import HEADERS_MORE, ExportError, export_nginx
 from tests.fuzz import corpus
 from tests.support.nginx import NGINX, Nginx, check, export, unavailable_reason
 from tests.support.procs import Backend, free_port, http
@@ -201,11 +201,9 @@ def test_shipped_policy_exports_pass_nginx_t(policy: Path, tmp_path: Path) -> No
     # The includable file, inside an http {} as Debian's /etc/nginx/nginx.conf includes conf.d/*.conf.
     included = export(policy, "http://127.0.0.1:3000", tmp_path / "corsgate.conf", standalone=False)
     assert included.returncode == 0, included.stderr
-    (tmp_path / "main.conf").write_text(
-        "events {}\nhttp {\n    include corsgate.conf;\n}\n" if not Path("/usr/lib/nginx/modules").exists() else
-        f"load_module {'/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so'};\n"
-        "events {}\nhttp {\n    include corsgate.conf;\n}\n"
-    )
+    # As Debian's modules-enabled/ loads headers-more where installed (the export uses it then).
+    load = f"load_module {HEADERS_MORE};\n" if Path(HEADERS_MORE).exists() else ""
+    (tmp_path / "main.conf").write_text(load + "events {}\nhttp {\n    include corsgate.conf;\n}\n")
     result = check(tmp_path / "main.conf", tmp_path)
     assert result.returncode == 0, result.stderr
 

@@ -289,6 +289,7 @@ def export_nginx(
         "    uwsgi_temp_path uwsgi_temp;",
         "    scgi_temp_path scgi_temp;",
         "    map_hash_bucket_size 128;",
+        f"    map_hash_max_size {max(2048, 2 * writer.largest_map)};",
         "    variables_hash_max_size 2048;",
         *("    " + line if line else "" for line in body),
         "}",
@@ -306,6 +307,7 @@ class _Writer:
         self.policy = loaded.policy
         self.scheme, self.target, self.authority, self.listen, self.more = scheme, target, authority, listen, more
         self.problems = problems
+        self.largest_map = 0  # entries of the largest map: standalone sizes map_hash_max_size for it
         self.request_id = self.policy.gateway.request_id
         self.rules = {
             name: _Rule(i, name, CorsRule(name, p.content)) for i, (name, p) in enumerate(self.policy.plugins.items())
@@ -390,6 +392,8 @@ class _Writer:
 
     def _map(self, source: str, variable: str, entries: Iterable[tuple[str, str]], default: str | None = None
              ) -> list[str]:
+        entries = list(entries)
+        self.largest_map = max(self.largest_map, len(entries))
         lines = [f"map {source} ${variable} {{"]
         if default is not None:
             lines.append(f"    default {default};")

@@ -99,7 +99,7 @@ def skeleton(text: str) -> dict[str, object]:
 ALLOWED = {
     "load_module", "worker_processes", "pid", "error_log", "events", "worker_connections", "http", "access_log",
     "client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path",
-    "map_hash_bucket_size", "variables_hash_max_size", "geo", "upstream", "map", "server", "listen",
+    "map_hash_bucket_size", "map_hash_max_size", "variables_hash_max_size", "geo", "upstream", "map", "server", "listen",
     "server_tokens", "default_type", "set", "add_header", "more_set_headers", "proxy_hide_header",
     "proxy_pass_header", "proxy_http_version", "proxy_set_header", "proxy_connect_timeout",
     "proxy_max_temp_file_size", "proxy_request_buffering", "client_max_body_size", "location", "error_page", "if",

@@ -1,0 +1,123 @@
+"""The nginx exporter's pure parts against the engine they translate (no nginx needed).
+
+nginx's PCRE and Python's re read these regexes alike (the exporter writes only constructs both share;
+`\\z` is Python's `\\Z`), so the route regexes, taken in the exporter's order with the first match
+winning as nginx's `map` does, must pick the API routing.Router picks, and the origin regexes must admit
+what origins.OriginMatcher admits. quote() must survive nginx's own unescaping."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+from addon.core.origins import OriginMatcher, parse_origin_rule
+from addon.core.policy import parse_policy
+from addon.core.routing import Router
+from addon.tools.nginx_export import VALID_ORIGIN, _rank, origin_regex, quote, route_regex
+
+POLICY = """\
+version: 1
+apis:
+  - {name: root-swa, method: ANY, path: /, match_mode: SWA}
+  - {name: root, method: GET, path: /}
+  - {name: users, method: GET, path: /users}
+  - {name: users-swa, method: ANY, path: /users, match_mode: SWA}
+  - {name: user, method: GET, path: "/users/{id}"}
+  - {name: user-any, method: ANY, path: "/users/{id}"}
+  - {name: me, method: GET, path: /users/me}
+  - {name: slash, method: GET, path: /users/}
+  - {name: files, method: ANY, path: "/files/{p+}"}
+  - {name: file-x, method: PUT, path: "/files/x/{p+}"}
+  - {name: deep, method: GET, path: "/a/{b}/c/{d}", match_mode: SWA}
+  - {name: host, method: GET, path: /users, host: api.example.com}
+  - {name: host-swa, method: ANY, path: /, match_mode: SWA, host: api.example.com}
+  - {name: odd, method: POST, path: "/x.y/$a;'b\\"c"}
+  - {name: lower, method: PATCH, path: /p}
+"""
+HOSTS = ("api.example.com", "other.example.com")
+METHODS = ("GET", "PUT", "POST", "PATCH", "patch", "OPTIONS")
+PATHS = ("/", "/users", "/users/", "/users/7", "/users/me", "/users/me/x", "/users//x", "/usersx", "/files",
+         "/files/", "/files/a", "/files/x/y", "/files/x", "/a/1/c/2", "/a/1/c/2/e", "/a/1/c", "/x.y/$a;'b\"c",
+         "/x.y/$a;'b\"cd", "/p", "/P", "/users/7/8")
+
+
+def _python(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern.replace(r"\z", r"\Z"))
+
+
+def test_route_regexes_in_precedence_order_pick_the_routers_api() -> None:
+    apis = parse_policy(POLICY).policy.apis
+    router = Router([(a.host, a.method, a.path, a.match_mode) for a in apis])
+    ordered = sorted(range(len(apis)), key=lambda i: _rank(apis[i], i))
+    regexes = [(i, _python(route_regex(apis[i]))) for i in ordered]
+    checked = 0
+    for host, method, path in itertools.product(HOSTS, METHODS, PATHS):
+        found = router.lookup(host, method, path)
+        key = f"{host} {path} {method}"
+        first = next((i for i, regex in regexes if regex.search(key)), None)
+        assert first == (found.index if found else None), (key, first, found)
+        checked += 1
+    assert checked == len(HOSTS) * len(METHODS) * len(PATHS)
+
+
+RULES = ("https://app.example.com", "https://*.example.org:8443", "http://localhost:5173", "http://[::1]:8080",
+         "foo://bar:99", "https://*.xn--bcher-kva.example")
+ORIGINS = (
+    "https://app.example.com", "HTTPS://APP.EXAMPLE.COM", "https://app.example.com:443", "https://app.example.com:0443",
+    "https://app.example.com/", "https://app.example.com.evil.net", "http://app.example.com", "https://a.b.example.org:8443",
+    "https://example.org:8443", "https://x.example.org", "http://localhost:5173", "http://localhost:5174",
+    "http://[::1]:8080", "foo://bar:99", "foo://bar", "https://1.2.3.4", "https://1.2.3.04", "https://a.1",
+    "https://a.0x1f", "https://pr-7.preview.example.com", "null", "NULL", "", "https://", "https://a..b",
+    "https://x.xn--bcher-kva.example", "https://app.example.com:65536", "https://-a.example.com",
+    "https://a_b.example.com", "https://user@app.example.com",
+)
+
+
+@pytest.mark.parametrize("null", [False, True])
+@pytest.mark.parametrize("star", [False, True])
+def test_origin_regexes_admit_what_the_matcher_admits(null: bool, star: bool) -> None:
+    regex = r"https://pr-[0-9]+\.preview\.example\.com"
+    matcher = OriginMatcher(RULES + (("*",) if star else ()), (regex,), null)
+    valid = _python(rf"^(?i:{VALID_ORIGIN})\z")
+    listed = [_python(origin_regex(r)) for r in RULES] + [_python(rf"^(?:{regex})\z")]
+
+    def nginx(value: str) -> bool:  # the order of the exported map: null, not a serialised origin, rules, default
+        if re.fullmatch("null", value):
+            return null
+        if not valid.search(value):
+            return False
+        return any(r.search(value) for r in listed) or star
+
+    for origin in ORIGINS:
+        assert nginx(origin) == (matcher.match(origin) is not None), origin
+
+
+def test_origin_regex_is_the_canonical_form() -> None:
+    assert parse_origin_rule("https://APP.example.com:443/").kind == "exact"
+    assert _python(origin_regex("https://APP.example.com:443/")).search("https://app.example.com")
+
+
+def _nginx_unquote(token: str) -> str:
+    """What ngx_conf_read_token makes of a double-quoted token."""
+    assert token[0] == token[-1] == '"'
+    out, i, body = [], 0, token[1:-1]
+    while i < len(body):
+        if body[i] == "\\" and body[i + 1] in "\"'\\":
+            out.append(body[i + 1])
+            i += 2
+        elif body[i] == "\\" and body[i + 1] in "trn":
+            out.append({"t": "\t", "r": "\r", "n": "\n"}[body[i + 1]])
+            i += 2
+        else:
+            assert body[i] != '"', "an unescaped quote ends the token early"
+            out.append(body[i])
+            i += 1
+    return "".join(out)
+
+
+@pytest.mark.parametrize("text", ['a"b', "a\\", "\\\"", "x\\ty", "line\nbreak\r", "'; }", "#{$x}", "\\n", ""])
+def test_quote_survives_nginx_unescaping(text: str) -> None:
+    assert _nginx_unquote(quote(text)) == text
+    assert _nginx_unquote(quote(text, variables=True)) == text.replace("$", "${cg_dollar}")

@@ -239,7 +239,7 @@ class Engine:
         plan = CorsPlan("plugin", req.origin, rule, matched is not None, True, req.request_method or "",
                         req.request_headers, req.private_network)
         if matched is None:
-            trail.append(f"origin {req.origin} is not allowed by plug-in {rule.name!r}: 403, no CORS headers")
+            trail.append(f"origin {req.origin} is not allowed by plug-in {rule.name!r}{_admits(rule)}: 403, no CORS headers")
             response = error_response(ORIGIN_NOT_ALLOWED, request_id or "", req.origin)
             return Decision("respond", info.api, response, plan, request_id, tuple(trail))
         trail.append(f"origin {req.origin} allowed by {matched!r}")
@@ -259,7 +259,8 @@ class Engine:
         if info.rule is not None:
             matched = info.rule.matcher.match(req.origin)
             if matched is None:
-                trail.append(f"origin {req.origin} is not allowed by plug-in {info.rule.name!r}: no CORS headers")
+                trail.append(f"origin {req.origin} is not allowed by plug-in {info.rule.name!r}{_admits(info.rule)}: "
+                             "no CORS headers")
             else:
                 trail.append(f"origin {req.origin} allowed by {matched!r} (plug-in {info.rule.name!r})")
             return CorsPlan("plugin", req.origin, info.rule, matched is not None)
@@ -289,6 +290,12 @@ class Engine:
         request_id = new_request_id() if self._request_ids else None
         return Decision("respond", None, error_response(API_NOT_FOUND, request_id or ""), None, request_id,
                         ("no API matched; unmatched: reject answers APIG.0101 404",))
+
+
+def _admits(rule: CorsRule) -> str:
+    """For the trail: say so when a plug-in admits no origin at all (it means "no cross-origin caller")."""
+    return " (it admits no origin: allow_origin and allow_origin_regex empty, allow_null_origin off)" \
+        if rule.content.admits_no_origin else ""
 
 
 def _more_specific(a: _ApiInfo, b: _ApiInfo) -> bool:

@@ -108,8 +108,10 @@ class CorsContent(_Model):
     """APIG CorsPluginContent plus corsgate's extensions."""
 
     allow_origin: CommaList = Field(
+        default=(),
         description="Allowed origins, comma-separated or a list: '*', exact origins "
-        "(https://app.example.com), or wildcards (https://*.example.com).",
+        "(https://app.example.com), or wildcards (https://*.example.com). May be empty when "
+        "allow_origin_regex or allow_null_origin admit the callers; empty with neither admits no origin.",
     )
     allow_methods: CommaList = Field(default=(), description="Access-Control-Allow-Methods; '*' for any.")
     allow_headers: CommaList = Field(
@@ -133,6 +135,11 @@ class CorsContent(_Model):
     precedence: Literal["backend", "gateway"] = Field(
         default="backend", description="Extension: whose CORS headers win when the backend sends its own."
     )
+
+    @property
+    def admits_no_origin(self) -> bool:
+        """No origin can pass: no allow_origin entry, no regex, no null. A plug-in that means "no cross-origin caller"."""
+        return not (self.allow_origin or self.allow_origin_regex or self.allow_null_origin)
 
     @field_validator("allow_methods")
     @classmethod
@@ -165,8 +172,6 @@ class CorsContent(_Model):
     def _origins_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         from addon.core.origins import parse_origin_rule
 
-        if not value:
-            raise ValueError("at least one origin is required ('*' allows all)")
         for rule in value:
             parse_origin_rule(rule)  # raises ValueError with the reason
         return value

@@ -125,6 +125,11 @@ def _cors_content(name: str, content: Mapping[str, Any], notes: list[str]) -> di
     extra = sorted(set(content) - set(CORS_FIELDS))
     if extra:
         notes.append(f"plug-in {name!r}: fields {', '.join(extra)} are not CorsPluginContent, left out")
+    origins = content.get("allow_origin")
+    if origins is None or (isinstance(origins, str) and not origins.strip()):
+        notes.append(f"plug-in {name!r}: APIG requires allow_origin, this one has none: imported as an empty "
+                     "allow list, which admits no origin (cors-lint origin-admits-none); list the callers' "
+                     "origins or add allow_origin_regex")
     return {"type": "cors", "content": {key: content[key] for key in CORS_FIELDS if key in content}}
 
 

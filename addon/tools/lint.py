@@ -53,6 +53,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "plugin-path-conflict": ("error", "two CORS plug-ins on one path in one group"),
     "options-api-with-plugin": ("error", "an OPTIONS API and a CORS plug-in on the same path"),
     "shadowed-api": ("warning", "an API no request can reach: better-ranked APIs take all of its requests"),
+    "origin-admits-none": ("warning", "a CORS plug-in whose allow lists admit no origin at all"),
 }
 
 CHROMIUM_MAX_AGE = 7200
@@ -189,6 +190,14 @@ def _content_issues(loc: tuple[Any, ...], content: CorsContent) -> Iterator[_Iss
             "with allow_credentials, corsgate answers '*' by echoing the request's Origin, so every website a user "
             "visits can read these responses with the user's cookies (a browser refuses a literal '*' there)",
             "list the origins that need credentials, or set allow_credentials: false",
+        )
+    if content.admits_no_origin:
+        yield _Issue(
+            "origin-admits-none", loc,
+            "allow_origin and allow_origin_regex are empty and allow_null_origin is off: no origin passes, so "
+            "every preflight gets the 403 and no actual response gets CORS headers (no cross-origin caller)",
+            "list the callers in allow_origin (https://app.example.com) or allow_origin_regex "
+            "(^https://pr-[0-9]+\\.preview\\.example\\.com$); if no caller is meant, silence this rule here",
         )
     for i, entry in enumerate(content.allow_origin):
         yield from _origin_issues((*loc, "allow_origin", i), entry)

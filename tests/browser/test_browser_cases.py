@@ -59,7 +59,20 @@ apis:
     match_mode: SWA
     plugins: [open]
 """
-CUSTOM = {"star-headers.yaml": STAR_POLICY}
+# An allow list of a regex alone (issue 18): preview deployments, nothing else.
+REGEX_ONLY_POLICY = r"""version: 1
+plugins:
+  previews:
+    type: cors
+    content:
+      allow_origin_regex: ['^https://pr-[0-9]+\.preview\.example\.com$']
+      allow_methods: GET,POST
+      allow_headers: Content-Type
+apis:
+  - {name: previews, method: ANY, path: /, match_mode: SWA, plugins: [previews]}
+"""
+PREVIEW = "https://pr-1.preview.example.com"
+CUSTOM = {"star-headers.yaml": STAR_POLICY, "regex-only.yaml": REGEX_ONLY_POLICY}
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,15 @@ CASES = [
     Case("strict-outside-preflight", "strict-allowlist.yaml", PAGE, "/api/items", JSON_POST,
          resolved=False, console=PREFLIGHT_FAILED),
     Case("strict-path-without-plugin", "strict-allowlist.yaml", ALLOWED, "/other", resolved=False, console=NO_ACAO),
+    # an allow list of a regex alone: the matching origin passes, a longer host and the apex do not
+    Case("regex-only-get", "regex-only.yaml", PREVIEW, "/any/thing"),
+    Case("regex-only-post-json", "regex-only.yaml", PREVIEW, "/any/thing", JSON_POST),
+    Case("regex-only-suffixed-host", "regex-only.yaml", PREVIEW + ".evil.net", "/any/thing",
+         resolved=False, console=NO_ACAO),
+    Case("regex-only-suffixed-host-preflight", "regex-only.yaml", PREVIEW + ".evil.net", "/any/thing", JSON_POST,
+         resolved=False, console=PREFLIGHT_FAILED),
+    Case("regex-only-apex", "regex-only.yaml", "https://preview.example.com", "/any/thing",
+         resolved=False, console=NO_ACAO),
     # upstream errors keep their real status
     Case("default-404", "default.yaml", PAGE, "/any/thing?status=404", status=404),
     Case("default-500", "default.yaml", PAGE, "/any/thing?status=500", status=500),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
 import gc
 import logging
@@ -30,6 +31,7 @@ from addon.core.cors import CorsPlan, Decision, Engine, RequestFacts, merge_vary
 from addon.core.fields import split_list
 from addon.core.pacing import paced
 from addon.core.policy import DEFAULT_POLICY, PolicyError, Problem, load_policy
+from addon.core.resp_headers import RespHeaderRule
 from addon.core.responses import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, GatewayResponse, error_response
 
 logger = logging.getLogger(__name__)
@@ -136,7 +138,7 @@ def make_response(made: GatewayResponse, decision: Decision, server: str | None)
     response.data = data = copy.copy(_TEMPLATE.data)
     data.status_code = made.status
     data.reason = status_codes.RESPONSES.get(made.status, "").encode()
-    data.headers = http.Headers(fields(made, decision.cors, decision.request_id, server))
+    data.headers = http.Headers(fields(made, decision.cors, decision.request_id, server, decision.resp_headers))
     data.content = made.body
     data.timestamp_start = data.timestamp_end = time.time()
     return response
@@ -144,11 +146,15 @@ def make_response(made: GatewayResponse, decision: Decision, server: str | None)
 
 @functools.lru_cache(maxsize=256)
 def made_fields(
-    made: GatewayResponse, plan: CorsPlan | None, request_id: str | None, server: str | None
+    made: GatewayResponse, plan: CorsPlan | None, request_id: str | None, server: str | None,
+    resp_headers: RespHeaderRule | None = None,
 ) -> tuple[tuple[bytes, bytes], ...]:
     """The fields of a gateway-made response: remembered, as a page sends the same few preflights again
-    and again (called uncached, through __wrapped__, when every response has its own request id)."""
+    and again (called uncached, through __wrapped__, when every response has its own request id).
+    A mock's fields get the API's set_resp_headers edit first, then the CORS and gateway fields."""
     fields = [(rawheaders.raw(k), rawheaders.raw(v)) for k, v in made.headers]
+    if resp_headers is not None:
+        fields = list(resp_headers.apply(fields))
     extra = [("Server", server)] if server else []
     if not any(k.lower() == b"transfer-encoding" for k, _ in fields):
         extra.append(("content-length", str(len(made.body))))
@@ -156,10 +162,15 @@ def made_fields(
 
 
 def apply_edit(headers: http.Headers, decision: Decision) -> None:
-    """Put a decision's CORS headers and X-Request-Id on an upstream response (DESIGN §4.3)."""
-    fields = edited_fields(headers.fields, decision.cors, decision.request_id)
+    """Put a decision's set_resp_headers edit, then its CORS headers and X-Request-Id, on an upstream response
+    (DESIGN §4.3): the CORS edit sees the plug-in's headers (expose_headers '*' with credentials lists them)."""
+    original = headers.fields
+    before = original if decision.resp_headers is None else decision.resp_headers.apply(original)
+    fields = edited_fields(before, decision.cors, decision.request_id)
     if fields is not None:
         headers.fields = fields
+    elif before is not original:
+        headers.fields = before
 
 
 def edited_fields(
@@ -411,7 +422,8 @@ class CorsGateway:
             return
         self._pending.pop(f.id, None)
         made = error_response(error, decision.request_id or "", detail)
-        f.response = make_response(made, decision, server)
+        # A gateway-made error: the API's set_resp_headers plug-in edits only upstream and mock answers (README).
+        f.response = make_response(made, dataclasses.replace(decision, resp_headers=None), server)
         f.metadata["corsgate.answered"] = True
         f.metadata["corsgate.trail"] = list(decision.trail) + [f"upstream unreachable: {detail}"]
 

@@ -17,6 +17,7 @@ from addon.core.fields import is_token, split_list
 from addon.core.origins import OriginMatcher
 from addon.core.pacing import each
 from addon.core.policy import Api, CorsContent, LoadedPolicy
+from addon.core.resp_headers import RespHeaderRule
 from addon.core.responses import (
     API_NOT_FOUND,
     APP_AUTH_MISSING,
@@ -137,6 +138,7 @@ class Decision:
     cors: CorsPlan | None = None  # decorates the final response (also of "respond")
     request_id: str | None = None
     trail: tuple[str, ...] = ()
+    resp_headers: RespHeaderRule | None = None  # the API's set_resp_headers plug-in, for upstream and mock answers
 
 
 PASS = Decision("pass", trail=("no API matched; unmatched: pass leaves the request untouched",))
@@ -146,6 +148,7 @@ PASS = Decision("pass", trail=("no API matched; unmatched: pass leaves the reque
 class _ApiInfo:
     api: Api
     rule: CorsRule | None
+    headers: RespHeaderRule | None
     label: str
     rank: tuple[int, ...]  # precedence without method and file order
 
@@ -158,10 +161,13 @@ class Engine:
         self.loaded = loaded
         self.policy = policy
         rules = {name: CorsRule(name, p.content) for name, p in policy.plugins.items() if p.type == "cors"}
+        edits = {name: RespHeaderRule(name, p.content) for name, p in policy.plugins.items()
+                 if p.type == "set_resp_headers"}
         self._apis = tuple(
             _ApiInfo(
                 api,
                 next((rules[n] for n in api.plugins if n in rules), None),
+                next((edits[n] for n in api.plugins if n in edits), None),
                 _label(api),
                 precedence(api.host, api.method, api.path, api.match_mode, 0)[:-2],
             )
@@ -246,7 +252,8 @@ class Engine:
         trail.extend(_preflight_findings(req, rule))
         if rule.content.preflight == "forward":
             trail.append("preflight: forward — sent upstream, then decorated")
-            return Decision("forward", info.api, None, plan, request_id, tuple(trail))
+            _note_headers(info, trail)
+            return Decision("forward", info.api, None, plan, request_id, tuple(trail), info.headers)
         trail.append("preflight answered by the gateway")
         edit = response_edit(plan, ())
         headers = edit.set + ((("Vary", ", ".join(edit.vary)),) if edit.vary else ())
@@ -280,9 +287,11 @@ class Engine:
             return Decision("respond", api, error_response(error, request_id or ""), plan, request_id, tuple(trail))
         if api.backend.type == "mock":
             trail.append(f"mock backend: {api.backend.status}")
+            _note_headers(info, trail)
             response = mock_response(api.backend.status, api.backend.body, api.backend.headers)
-            return Decision("respond", api, response, plan, request_id, tuple(trail))
-        return Decision("forward", api, None, plan, request_id, tuple(trail))
+            return Decision("respond", api, response, plan, request_id, tuple(trail), info.headers)
+        _note_headers(info, trail)
+        return Decision("forward", api, None, plan, request_id, tuple(trail), info.headers)
 
     def _unmatched(self, req: RequestFacts) -> Decision:
         if not self._reject:
@@ -290,6 +299,11 @@ class Engine:
         request_id = new_request_id() if self._request_ids else None
         return Decision("respond", None, error_response(API_NOT_FOUND, request_id or ""), None, request_id,
                         ("no API matched; unmatched: reject answers APIG.0101 404",))
+
+
+def _note_headers(info: _ApiInfo, trail: list[str]) -> None:
+    if info.headers is not None:
+        trail.append(f"set_resp_headers plug-in {info.headers.name!r} edits the response before the CORS headers")
 
 
 def _admits(rule: CorsRule) -> str:

@@ -177,13 +177,86 @@ class CorsContent(_Model):
         return value
 
 
-class Plugin(_Model):
-    """An APIG plug-in policy; corsgate implements the `cors` type."""
+# APIG's set_resp_headers plug-in (HTTP response header management, apig_03_0022).
+RESP_HEADER_ACTIONS = ("override", "append", "delete", "skip", "add")
+MAX_RESP_HEADERS = 10
+_RESP_HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
 
-    type: Literal["cors"] = Field(description="Plug-in type; corsgate implements 'cors'.")
+
+def protected_header(name: str) -> bool:
+    """Headers APIG's response header plug-in may not touch: the gateway's own and the CORS ones."""
+    low = name.lower()
+    return low.startswith(("x-apig-", "access-control-")) or low == "x-request-id"
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+class RespHeader(_Model):
+    """One APIG HeaderPolicy: a response header and what to do with it."""
+
+    name: Str = Field(description="Header name: a letter, then letters, digits or '-', at most 32; case-insensitive. "
+                                  "Never X-Apig-*, X-Request-Id or Access-Control-*.")
+    value: Str = Field(default="", max_length=255, description="Header value (ignored by delete).")
+    action: Annotated[Literal["override", "append", "delete", "skip", "add"], BeforeValidator(_lower)] = Field(
+        description="override: one field with this value; append: existing values and this one joined with ','; "
+                    "delete: remove all; skip: keep existing ones, add it if absent; add: always add another field."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _RESP_HEADER_NAME.fullmatch(value):
+            raise ValueError(f"{_describe(value)} is not an APIG response header name: a letter, then letters, "
+                             "digits or '-', at most 32 characters")
+        if protected_header(value):
+            raise ValueError(f"{value!r} cannot be managed by set_resp_headers: X-Apig-*, X-Request-Id and the "
+                             "Access-Control-* headers belong to the gateway and its CORS layer (as on APIG)")
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str) -> str:
+        return _header_value("value", value)
+
+
+class RespHeadersContent(_Model):
+    """APIG SetRespHeadersContent."""
+
+    response_headers: tuple[RespHeader, ...] = Field(
+        max_length=MAX_RESP_HEADERS, description="At most 10 headers, names unique case-insensitively."
+    )
+
+    @field_validator("response_headers")
+    @classmethod
+    def _unique(cls, value: tuple[RespHeader, ...]) -> tuple[RespHeader, ...]:
+        seen: set[str] = set()
+        for header in value:
+            if header.name.lower() in seen:
+                raise ValueError(f"header {header.name!r} is listed twice (names are case-insensitive)")
+            seen.add(header.name.lower())
+        return value
+
+
+class CorsPlugin(_Model):
+    """An APIG CORS plug-in policy."""
+
+    type: Literal["cors"] = Field(description="APIG plug-in type 'cors'.")
     content: CorsContent = Field(
         description="The plug-in's settings: APIG CorsPluginContent plus corsgate's extensions."
     )
+
+
+class RespHeadersPlugin(_Model):
+    """An APIG HTTP response header management plug-in policy."""
+
+    type: Literal["set_resp_headers"] = Field(description="APIG plug-in type 'set_resp_headers'.")
+    content: RespHeadersContent = Field(description="The plug-in's settings: APIG SetRespHeadersContent.")
+
+
+PLUGIN_TYPES: dict[str, type[BaseModel]] = {"cors": CorsPlugin, "set_resp_headers": RespHeadersPlugin}
+Plugin = Annotated[CorsPlugin | RespHeadersPlugin, Field(discriminator="type")]
 
 
 class Backend(_Model):
@@ -511,14 +584,26 @@ def _problems(errors: Sequence[Mapping[str, Any]], text: str) -> list[Problem]:
                 Problem(1 if one_line else line_of(tree, sub), _field_path(sub), msg) for sub, msg in ctx_error.problems
             )
             continue
+        shown = _without_tag(loc)
         # An empty or truncated file has its problem on the first line.
-        line = 1 if one_line else line_of(tree, loc) or (1 if not loc else None)
-        problems.append(Problem(line, _field_path(loc), _message(err, loc)))
+        line = 1 if one_line else line_of(tree, shown) or (1 if not shown else None)
+        problems.append(Problem(line, _field_path(shown), _message(err, loc)))
     return problems
+
+
+def _without_tag(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """pydantic puts a plug-in's type into the location (plugins.NAME.cors.content...): the file has no such key."""
+    if len(loc) > 2 and loc[0] == "plugins" and loc[2] in PLUGIN_TYPES:
+        return loc[:2] + loc[3:]
+    return loc
 
 
 def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
     kind = err["type"]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        given = (err.get("input") or {}).get("type") if isinstance(err.get("input"), Mapping) else None
+        hint = _suggest(given, PLUGIN_TYPES) if isinstance(given, str) else ""
+        return f"type must be one of {', '.join(map(repr, PLUGIN_TYPES))}, got {_describe(given)}{hint}"
     if kind == "extra_forbidden":
         return f"unknown field {loc[-1]!r}{_suggest(str(loc[-1]), _allowed_keys(loc[:-1]))}"
     if kind == "missing":
@@ -542,21 +627,24 @@ def _describe(value: Any) -> str:
 def _allowed_keys(loc: tuple[Any, ...]) -> Sequence[str]:
     """The field names valid at a location, for did-you-mean suggestions."""
     model: type[BaseModel] = Policy
-    skip_next = False
-    for part in loc:
-        if skip_next:  # a list index or a plug-in name: stays on the item model
-            skip_next = False
-            continue
-        model = _CHILDREN.get((model, part), model)
-        skip_next = part in ("apis", "plugins") and model in (Api, Plugin)
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if model is Policy and part == "plugins":  # plugins, NAME, TYPE (pydantic's tag)
+            tag = parts[1] if len(parts) > 1 else None
+            model = PLUGIN_TYPES.get(tag, CorsPlugin) if isinstance(tag, str) else CorsPlugin
+            del parts[:2]
+        elif not isinstance(part, int):  # list indexes stay on the item model
+            model = _CHILDREN.get((model, part), model)
     return tuple(model.model_fields)
 
 
 _CHILDREN: dict[tuple[type[BaseModel], Any], type[BaseModel]] = {
     (Policy, "gateway"): Gateway,
     (Policy, "apis"): Api,
-    (Policy, "plugins"): Plugin,
-    (Plugin, "content"): CorsContent,
+    (CorsPlugin, "content"): CorsContent,
+    (RespHeadersPlugin, "content"): RespHeadersContent,
+    (RespHeadersContent, "response_headers"): RespHeader,
     (Api, "backend"): Backend,
 }
 

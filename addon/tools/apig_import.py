@@ -8,7 +8,8 @@ guessed. Pure: text in, data out; scripts/apig-import does the files.
 What maps to what:
 - each operation (`get`, `put`, ..., `x-apigateway-any-method`) is one API: `operationId` its name, the
   path (with Swagger's `basePath`) its path, `info.title` its group;
-- `x-apigateway-match-mode` -> match_mode, `x-apigateway-cors` -> cors, `x-apigateway-plugins` -> plugins;
+- `x-apigateway-match-mode` -> match_mode, `x-apigateway-cors` -> cors, `x-apigateway-plugins` -> plugins
+  (the cors and set_resp_headers plug-ins given; other types are noted and left out);
 - `security` -> auth (none when absent, as APIG exports auth NONE), via the scheme's
   `x-apigateway-auth-type` (AppSigv1 -> app, IAM -> iam);
 - `x-apigateway-backend` type MOCK -> a mock backend with `mockEndpoints.result-content` as its body, status
@@ -45,7 +46,8 @@ class ApigImportError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Plugins:
-    """The plug-ins given: CORS ones converted (by name), the names of the others, and notes."""
+    """The plug-ins given: cors and set_resp_headers ones converted (by name, in `cors`), the names of the others,
+    and notes."""
 
     cors: dict[str, dict[str, Any]]
     other: frozenset[str]
@@ -83,14 +85,15 @@ def plugins_from(documents: Iterable[Any]) -> Plugins:
             if not isinstance(item, Mapping) or "plugin_name" not in item or "plugin_type" not in item:
                 raise ApigImportError(f"not an APIG plug-in object (plugin_name, plugin_type, ...): {item!r:.200}")
             name, kind = str(item["plugin_name"]), str(item["plugin_type"])
-            if kind != "cors":
+            if kind not in CONVERTERS:
                 other.add(name)
-                notes.append(f"plug-in {name!r} is of type {kind!r}; corsgate implements only 'cors', left out")
+                notes.append(f"plug-in {name!r} is of type {kind!r}; corsgate implements "
+                             f"{' and '.join(map(repr, CONVERTERS))}, left out")
                 continue
             content, form = _plugin_content(name, item.get("plugin_content"))
             if form != "a JSON string":
                 notes.append(f"plug-in {name!r}: plugin_content was {form}, read as its JSON")
-            found[name] = _cors_content(name, content, notes)
+            found[name] = CONVERTERS[kind](name, content, notes)
     return Plugins(found, frozenset(other), tuple(notes))
 
 
@@ -131,6 +134,28 @@ def _cors_content(name: str, content: Mapping[str, Any], notes: list[str]) -> di
                      "allow list, which admits no origin (cors-lint origin-admits-none); list the callers' "
                      "origins or add allow_origin_regex")
     return {"type": "cors", "content": {key: content[key] for key in CORS_FIELDS if key in content}}
+
+
+def _resp_headers_content(name: str, content: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    """SetRespHeadersContent: each HeaderPolicy's name, value and action; system parameters are left out."""
+    extra = sorted(set(content) - {"response_headers"})
+    if extra:
+        notes.append(f"plug-in {name!r}: fields {', '.join(extra)} are not SetRespHeadersContent, left out")
+    headers = []
+    items = content.get("response_headers")
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, Mapping):
+            notes.append(f"plug-in {name!r}: response header {item!r:.60} is not an object, left out")
+            continue
+        if str(item.get("value_type") or "custom_value").lower() != "custom_value":
+            notes.append(f"plug-in {name!r}: header {item.get('name')!r} takes its value from a system parameter "
+                         f"({item.get('value')!r}), which corsgate does not have: left out")
+            continue
+        headers.append({key: item[key] for key in ("name", "value", "action") if key in item})
+    return {"type": "set_resp_headers", "content": {"response_headers": headers}}
+
+
+CONVERTERS = {"cors": _cors_content, "set_resp_headers": _resp_headers_content}
 
 
 def convert(export: Any, plugins: Plugins | None = None) -> Imported:
@@ -205,7 +230,7 @@ def _auth(requirements: Any, schemes: Mapping[str, Any], label: str, notes: list
 
 
 def _bound_plugins(names: Any, plugins: Plugins, label: str, notes: list[str]) -> list[str]:
-    """The bound CORS plug-ins; one that was not given is noted (its content is not in the export)."""
+    """The bound plug-ins corsgate implements; one that was not given is noted (its content is not in the export)."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     bound = []

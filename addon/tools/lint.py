@@ -54,7 +54,11 @@ RULES: dict[str, tuple[Severity, str]] = {
     "options-api-with-plugin": ("error", "an OPTIONS API and a CORS plug-in on the same path"),
     "shadowed-api": ("warning", "an API no request can reach: better-ranked APIs take all of its requests"),
     "origin-admits-none": ("warning", "a CORS plug-in whose allow lists admit no origin at all"),
+    "resp-header-not-exposed": ("warning", "a header a set_resp_headers plug-in adds that the API's CORS does not expose"),
 }
+# Response headers a page reads cross-origin without Access-Control-Expose-Headers (Fetch: CORS-safelisted).
+SAFELISTED_RESPONSE = frozenset({"cache-control", "content-language", "content-length", "content-type", "expires",
+                                 "last-modified", "pragma"})
 
 CHROMIUM_MAX_AGE = 7200
 FIREFOX_MAX_AGE = 86400
@@ -181,6 +185,7 @@ def _issues(policy: Policy) -> Iterator[_Issue]:
             yield from _content_issues(("plugins", name, "content"), plugin.content)
     yield from _binding_issues(policy)
     yield from _shadowed(policy)
+    yield from _unexposed_headers(policy)
 
 
 def _content_issues(loc: tuple[Any, ...], content: CorsContent) -> Iterator[_Issue]:
@@ -451,3 +456,30 @@ def _probes(api: Api, depth: int) -> Iterator[tuple[str, str, str]]:
     for method in (_APIG_METHODS if api.method == "ANY" else (api.method,)):
         for extra in range(depth + 1) if open_ended else (0,):
             yield api.host or _PROBE_HOST, method, "/" + "/".join(base + [f"cors-lint-x{k}" for k in range(extra)])
+
+
+def _unexposed_headers(policy: Policy) -> Iterator[_Issue]:
+    """A header a set_resp_headers plug-in puts on a cross-origin API's responses that JavaScript cannot read."""
+    for i, api in enumerate(policy.apis):
+        edits = next((p.content for n in api.plugins if (p := policy.plugins.get(n)) and p.type == "set_resp_headers"),
+                     None)
+        cors_name = _cors_plugin(policy, api.plugins)
+        if edits is None or (cors_name is None and not api.cors):
+            continue  # not called cross-origin, as far as the policy says
+        content = policy.plugins[cors_name].content if cors_name else None
+        exposed = {h.lower() for h in content.expose_headers} if content else set()
+        if "*" in exposed:
+            continue  # all of them (literally without credentials, echoed with them: the plug-in's edit comes first)
+        for header in edits.response_headers:
+            low = header.name.lower()
+            if header.action == "delete" or low in exposed or low in SAFELISTED_RESPONSE:
+                continue
+            where = f"CORS plug-in {cors_name!r}" if cors_name else "the CORS switch (Access-Control-Allow-Origin: * only)"
+            fix = (f"add {header.name} to plugins.{cors_name}.content.expose_headers" if cors_name
+                   else "bind a CORS plug-in that lists it in expose_headers")
+            yield _Issue(
+                "resp-header-not-exposed", ("apis", i, "plugins"),
+                f"API {api.name!r} gets {header.name} from its set_resp_headers plug-in, but {where} does not "
+                "expose it: a cross-origin page cannot read it",
+                fix + ", or silence this rule if pages need not read it",
+            )

@@ -167,7 +167,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = run("apig-import", str(FIXTURES / "export-swagger.json"), "--plugins", str(FIXTURES / "plugins.json"),
                "-o", str(out))
     assert done.returncode == 0, done.stderr
-    assert "note: plug-in 'resp_headers' is of type 'set_resp_headers'" in done.stderr
+    assert "note: plug-in 'throttle' is of type 'rate_limit'" in done.stderr
     return out
 
 

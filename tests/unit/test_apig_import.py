@@ -51,19 +51,22 @@ def test_fixture_maps_every_extension() -> None:
     }
     files = apis["files_any"]
     assert (files["method"], files["path"], files["auth"], files["cors"]) == ("ANY", "/files/{path+}", "app", False)
-    assert files["plugins"] == ["files_cors"]  # resp_headers (set_resp_headers) is not a CORS plug-in
+    assert files["plugins"] == ["files_cors", "resp_headers"]  # throttle (rate_limit) is left out
     assert "backend" not in files  # HTTP-VPC: the upstream behind the proxy
     assert policy["plugins"] == {"files_cors": {"type": "cors", "content": {
         "allow_origin": "http://www.cors.com,https://app.cors.example", "allow_methods": "GET,PUT,DELETE",
         "allow_headers": "Content-Type,Authorization,X-Sdk-Date", "expose_headers": "X-Request-Id", "max_age": 600,
-        "allow_credentials": True}}}
+        "allow_credentials": True}},
+        "resp_headers": {"type": "set_resp_headers", "content": {"response_headers": [
+            {"name": "Cache-Control", "value": "no-store", "action": "override"},
+            {"name": "Server", "value": "", "action": "delete"}]}}}
     assert policy["gateway"] == {"request_id": True, "server": "api-gateway", "unmatched": "reject"}
 
 
 def test_yaml_output_loads_and_lints_clean() -> None:
     result = convert(fixture("export-oas3.yaml"), plugins_from([fixture("plugins.json")]))
     text = to_yaml(result, ["imported for a test"])
-    assert text.startswith("# imported for a test\n# note: plug-in 'resp_headers' is of type 'set_resp_headers'")
+    assert text.startswith("# imported for a test\n# note: plug-in 'throttle' is of type 'rate_limit'")
     loaded = parse_policy(text, "imported.yaml")
     assert [api.name for api in loaded.policy.apis] == ["simple_get", "simple_put", "preflight", "files_any"]
     origins = loaded.policy.plugins["files_cors"].content.allow_origin
@@ -152,3 +155,21 @@ def test_not_an_export_is_refused() -> None:
         convert({"swagger": "2.0", "paths": {}})
     with pytest.raises(ApigImportError, match="neither JSON nor YAML"):
         read_document("{: [", "broken.yaml")
+
+
+def test_set_resp_headers_plugin_is_imported_and_system_parameters_left_out() -> None:
+    content = {"response_headers": [
+        {"name": "X-Frame-Options", "value": "DENY", "action": "Override"},
+        {"name": "X-Cache", "value_type": "system_parameter", "value": "$context.cacheStatus", "action": "add"},
+        {"name": "X-Custom", "value_type": "custom_value", "value": "1", "action": "append"}]}
+    # APIG's own docs escape this plug-in's content twice: accepted, and said so.
+    plugins = plugins_from([plugin(json.dumps(json.dumps(content)), kind="set_resp_headers", name="hdrs")])
+    assert plugins.cors["hdrs"] == {"type": "set_resp_headers", "content": {"response_headers": [
+        {"name": "X-Frame-Options", "value": "DENY", "action": "Override"},
+        {"name": "X-Custom", "value": "1", "action": "append"}]}}
+    assert any("'X-Cache' takes its value from a system parameter" in n for n in plugins.notes)
+    assert any("a JSON string inside a string" in n for n in plugins.notes)
+    policy = convert(swagger({"operationId": "a", "x-apigateway-plugins": ["hdrs"]}), plugins).policy
+    loaded = parse_policy(json.dumps(policy))
+    assert loaded.policy.apis[0].plugins == ("hdrs",)
+    assert [h.action for h in loaded.policy.plugins["hdrs"].content.response_headers] == ["override", "append"]

@@ -3,6 +3,11 @@ and the order against the CORS edit (the plug-in first, so the CORS layer and th
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from addon.core.cors import Engine, RequestFacts
@@ -179,3 +184,32 @@ def test_api_without_the_plugin_and_gateway_errors_are_not_edited() -> None:
     assert refused.response is not None and refused.response.status == 403
     assert "x-added" not in make_response(refused.response, refused, None).headers
 
+
+
+def test_cors_check_shows_the_plugin_headers_and_what_the_page_can_read(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    path = tmp_path / "p.yaml"
+    path.write_text("""version: 1
+gateway: {request_id: false}
+plugins:
+  web:
+    type: cors
+    content: {allow_origin: "https://app.example.com", expose_headers: X-Exposed}
+  h:
+    type: set_resp_headers
+    content:
+      response_headers:
+        - {name: X-Exposed, value: "1", action: add}
+        - {name: X-Hidden, value: "2", action: add}
+apis:
+  - {name: a, method: GET, path: /a, plugins: [web, h]}
+""")
+    done = subprocess.run([sys.executable, str(repo / "scripts" / "cors-check"), str(path), "--origin",
+                           "https://app.example.com", "--method", "GET", "--url", "http://127.0.0.1:9/a",
+                           "--format", "json"], cwd=repo, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    actual = json.loads(done.stdout)["actual"]
+    assert ("X-Hidden", "2") in [tuple(h) for h in actual["response"]["headers"]]
+    assert any("set_resp_headers plug-in 'h'" in step for step in actual["gateway"]["trail"])
+    assert "x-exposed" in [n.lower() for n in actual["readable"]]
+    assert "x-hidden" not in [n.lower() for n in actual["readable"]]

@@ -46,6 +46,7 @@ REMEMBERED_CHARS = 1024  # facts longer than this (in path, origin and requested
 CACHED_FIELDS = 64  # an upstream response with more fields than this has its CORS edit worked out afresh
 MAX_PENDING = 100_000  # flows remembered between request and response; a bound, not a tuning knob
 BLOCKED_MARK = ":no_entry:"
+VERDICT_COLUMN = "comment"  # mitmweb's flow-list column for flow.comment, where _diagnose writes the verdict
 # Control characters (and the Unicode line/paragraph separators and bidi overrides) in client-sent values:
 # written raw, a CR or an obs-fold (kept by mitmproxy as CR LF SP) would forge a log line.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -100,6 +101,21 @@ def freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def show_verdict_column() -> None:
+    """In mitmweb, put the comment column (every cross-origin flow's verdict) in the flow list.
+
+    Only mitmweb has `web_columns`, so mitmdump and the lean launcher are left as they are. A value other than
+    mitmweb's default is the user's choice (--set, config.yaml, the options editor) and is never overridden.
+    """
+    if "web_columns" not in ctx.options or ctx.options.has_changed("web_columns"):
+        return
+    columns = list(ctx.options.web_columns)
+    if VERDICT_COLUMN not in columns:
+        ctx.options.update(web_columns=[*columns, VERDICT_COLUMN])
+        logger.info("corsgate: mitmweb shows the %r column, where each flow's CORS verdict is; "
+                    "set web_columns to choose your own", VERDICT_COLUMN)
 
 
 def request_facts(request: http.Request, by_host: bool = True) -> RequestFacts:
@@ -270,6 +286,7 @@ class CorsGateway:
             "corsgate active: policy=%s apis=%d mode=%s digest=%s",
             engine.loaded.source, engine.api_count, self.mode, engine.loaded.digest,
         )
+        show_verdict_column()
         freeze_startup_heap()
         if self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())

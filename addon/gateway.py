@@ -27,7 +27,7 @@ from mitmproxy.log import ALERT
 
 from addon import verdict
 from addon.core import rawheaders
-from addon.core.cors import CorsPlan, Decision, Engine, RequestFacts, merge_vary, response_edit
+from addon.core.cors import PASS, CorsPlan, Decision, Engine, RequestFacts, merge_vary, response_edit
 from addon.core.fields import split_list
 from addon.core.pacing import paced
 from addon.core.policy import DEFAULT_POLICY, PolicyError, Problem, load_policy
@@ -118,8 +118,9 @@ def show_verdict_column() -> None:
                     "set web_columns to choose your own", VERDICT_COLUMN)
 
 
-def request_facts(request: http.Request, by_host: bool = True) -> RequestFacts:
-    """The request as the engine sees it, read in one pass; its host only if the policy routes by host."""
+def request_facts(request: http.Request, by_host: bool = True, tls: bool = False) -> RequestFacts:
+    """The request as the engine sees it, read in one pass; its host only if the policy routes by host;
+    tls: it reached the gateway over TLS (the client connection's, not the upstream's)."""
     found = rawheaders.read(request.headers.fields)
     origin = rawheaders.joined(found, rawheaders.ORIGIN)
     return RequestFacts(
@@ -131,6 +132,7 @@ def request_facts(request: http.Request, by_host: bool = True) -> RequestFacts:
         request_headers=tuple(split_list(found.get(rawheaders.REQUEST_HEADERS))),
         private_network=(rawheaders.joined(found, rawheaders.PRIVATE_NETWORK) or "").strip().lower() == "true",
         authorization=rawheaders.AUTHORIZATION in found,
+        tls=tls,
     )
 
 
@@ -360,12 +362,14 @@ class CorsGateway:
         if f.response or f.error or not f.live or self.mode != "enforce" or engine is None:
             return
         try:
-            decision = self._decide(engine, request_facts(f.request, engine.by_host))
+            decision = self._decide(engine, request_facts(f.request, engine.by_host, f.client_conn.tls_established))
         except Exception:  # a malformed request must never break the proxy
             logger.exception("corsgate: could not decide on %s %s", loggable(f.request.method),
                              loggable(f.request.pretty_url))
             return
         if decision.action == "pass":
+            if decision is not PASS:  # it says which APIs the request missed (group domains, protocol)
+                f.metadata["corsgate.trail"] = list(decision.trail)
             return
         f.metadata["corsgate.trail"] = list(decision.trail)
         if decision.action == "respond":

@@ -277,11 +277,19 @@ class Backend(_Model):
         return value
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
 class Api(_Model):
     """One APIG API: a (host, method, path, match mode) route and what happens on it."""
 
     name: Str = Field(description="API name (shown in diagnoses).")
-    group: str = Field(default="", description="API group (informational, as in APIG).")
+    group: str = Field(default="", description="API group; when `groups` gives it domains, the API matches only "
+                                                "requests for those hosts.")
+    req_protocol: Annotated[Literal["HTTP", "HTTPS", "BOTH"], BeforeValidator(_upper)] = Field(
+        default="BOTH", description="APIG's request protocol: HTTPS matches only requests that reached the gateway "
+                                    "over TLS, HTTP only plain ones, BOTH either.")
     method: Literal["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "ANY"] = Field(
         description="Request method; ANY matches every method without a more specific API."
     )
@@ -307,6 +315,25 @@ class Api(_Model):
     @classmethod
     def _host_lower(cls, value: str | None) -> str | None:
         return value.lower() if value else value
+
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+class Group(_Model):
+    """An APIG API group: the domain names bound to it."""
+
+    domains: CommaList = Field(default=(), description="Host names bound to the group (APIG's bound domain names); "
+                                                       "its APIs match only requests for these. Empty: any host.")
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = tuple(domain.lower().rstrip(".") for domain in value)
+        for domain in out:
+            if not _HOST_NAME.fullmatch(domain):
+                raise ValueError(f"{_describe(domain)} is not a host name (no scheme, port or path)")
+        return out
 
 
 class Gateway(_Model):
@@ -340,6 +367,7 @@ class Policy(_Model):
         default_factory=Gateway, description="Gateway-wide behaviour: X-Request-Id, Server header, unmatched requests."
     )
     plugins: dict[str, Plugin] = Field(default_factory=dict, description="Plug-in policies by name.")
+    groups: dict[str, Group] = Field(default_factory=dict, description="API groups by name, with their domains.")
     apis: tuple[Api, ...] = Field(default=(), description="The APIs, in file order.")
 
     @model_validator(mode="after")
@@ -365,7 +393,11 @@ def _check_cross_fields(policy: Policy) -> None:
                 problems.append((("apis", i, "plugins"), f"more than one plug-in of type {plugin.type!r}"))
             else:
                 types.add(plugin.type)
-        key = routing.route_signature(api.host, api.method, api.path, api.match_mode)
+        domains = group_domains(policy, api)
+        if api.host and domains and api.host not in domains:
+            problems.append((("apis", i, "host"), f"host {api.host!r} is not a domain of group {api.group!r} "
+                                                  f"({', '.join(domains)}): no request could reach the API"))
+        key = routing.route_signature(api.host, api.method, api.path, api.match_mode, domains)
         if key in seen:
             other = policy.apis[seen[key]].name
             problems.append(
@@ -375,6 +407,12 @@ def _check_cross_fields(policy: Policy) -> None:
             seen[key] = i
     if problems:
         raise _CrossFieldErrors(problems)
+
+
+def group_domains(policy: Policy, api: Api) -> tuple[str, ...]:
+    """The domains an API's group is bound to; empty when the group names none (any host)."""
+    group = policy.groups.get(api.group) if api.group else None
+    return group.domains if group is not None else ()
 
 
 class _CrossFieldErrors(ValueError):
@@ -642,6 +680,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> Sequence[str]:
 _CHILDREN: dict[tuple[type[BaseModel], Any], type[BaseModel]] = {
     (Policy, "gateway"): Gateway,
     (Policy, "apis"): Api,
+    (Policy, "groups"): Group,
     (CorsPlugin, "content"): CorsContent,
     (RespHeadersPlugin, "content"): RespHeadersContent,
     (RespHeadersContent, "response_headers"): RespHeader,

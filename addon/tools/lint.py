@@ -20,6 +20,7 @@ from addon.tools.backtracking import backtracks
 from addon.core.origins import DEFAULT_PORTS, parse_origin_rule
 from addon.core.policy import (
     METHODS,
+    group_domains,
     Api,
     CorsContent,
     LoadedPolicy,
@@ -55,7 +56,10 @@ RULES: dict[str, tuple[Severity, str]] = {
     "shadowed-api": ("warning", "an API no request can reach: better-ranked APIs take all of its requests"),
     "origin-admits-none": ("warning", "a CORS plug-in whose allow lists admit no origin at all"),
     "resp-header-not-exposed": ("warning", "a header a set_resp_headers plug-in adds that the API's CORS does not expose"),
+    "preflight-unanswered": ("warning", "a CORS-enabled API with no OPTIONS API or CORS plug-in in its group and protocol"),
+    "options-api-unmatched": ("warning", "an OPTIONS API whose group or protocol matches no CORS-enabled API"),
 }
+_PROTOCOLS = {"HTTP": (False,), "HTTPS": (True,), "BOTH": (False, True)}
 # Response headers a page reads cross-origin without Access-Control-Expose-Headers (Fetch: CORS-safelisted).
 SAFELISTED_RESPONSE = frozenset({"cache-control", "content-language", "content-length", "content-type", "expires",
                                  "last-modified", "pragma"})
@@ -186,6 +190,7 @@ def _issues(policy: Policy) -> Iterator[_Issue]:
     yield from _binding_issues(policy)
     yield from _shadowed(policy)
     yield from _unexposed_headers(policy)
+    yield from _group_and_protocol(policy)
 
 
 def _content_issues(loc: tuple[Any, ...], content: CorsContent) -> Iterator[_Issue]:
@@ -482,4 +487,51 @@ def _unexposed_headers(policy: Policy) -> Iterator[_Issue]:
                 f"API {api.name!r} gets {header.name} from its set_resp_headers plug-in, but {where} does not "
                 "expose it: a cross-origin page cannot read it",
                 fix + ", or silence this rule if pages need not read it",
+            )
+
+
+def _group_and_protocol(policy: Policy) -> Iterator[_Issue]:
+    """APIG's conditions on Method 1: the OPTIONS API shares the CORS API's group and protocol."""
+    apis = policy.apis
+    router = Router([(a.host, a.method, a.path, a.match_mode) for a in apis],
+                    [(group_domains(policy, a), a.req_protocol) for a in apis])
+    for i, api in enumerate(apis):
+        if not api.cors or api.method == "OPTIONS" or _cors_plugin(policy, api.plugins):
+            continue  # a CORS plug-in answers its API's preflights itself (Method 2)
+        domains = group_domains(policy, api)
+        host, _, path = next(_probes(api, 0))
+        host = api.host or (domains[0] if domains else host)
+        for tls in _PROTOCOLS[api.req_protocol]:
+            found = router.lookup(host, "OPTIONS", path, tls)
+            answer = apis[found.index] if found is not None and found.index >= 0 else None
+            if answer is not None and answer.group == api.group and (
+                    (answer.method == "OPTIONS" and answer.cors) or _cors_plugin(policy, answer.plugins)):
+                continue
+            over = "HTTPS" if tls else "HTTP"
+            why = (f"the OPTIONS request goes to API {answer.name!r} of group {answer.group or '(none)'!r}"
+                   if answer is not None else "no API takes the OPTIONS request")
+            yield _Issue(
+                "preflight-unanswered", ("apis", i),
+                f"API {api.name!r} has CORS on, but a browser's preflight for it over {over} is not answered: {why}; "
+                "APIG answers it only from an OPTIONS API in the same group and protocol (Method 1) or a CORS "
+                "plug-in on the API (Method 2)",
+                f"add an OPTIONS API in group {api.group or '(none)'!r} (prefix match on '/', auth none, CORS on, "
+                f"mock backend) whose req_protocol covers {over}, or bind a CORS plug-in",
+            )
+            break
+    for i, api in enumerate(apis):
+        if api.method != "OPTIONS" or not api.cors:
+            continue
+        served = any(
+            "BOTH" in (api.req_protocol, other.req_protocol) or other.req_protocol == api.req_protocol
+            for other in apis
+            if other.method != "OPTIONS" and other.group == api.group and (other.cors or _cors_plugin(policy, other.plugins))
+        )
+        if not served:
+            yield _Issue(
+                "options-api-unmatched", ("apis", i),
+                f"OPTIONS API {api.name!r} (group {api.group or '(none)'!r}, req_protocol {api.req_protocol}) serves "
+                "no API with CORS on in its group and protocol; APIG uses it only for those",
+                "move it to the group of the APIs whose preflights it should answer and give it their protocol "
+                "(or BOTH), or remove it",
             )

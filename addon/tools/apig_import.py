@@ -15,7 +15,11 @@ What maps to what:
 - `x-apigateway-backend` type MOCK -> a mock backend with `mockEndpoints.result-content` as its body, status
   200 and `Content-Type: application/json` (the export carries neither; APIG's documented mock answers
   show both); HTTP, HTTP-VPC and FUNCTION -> the upstream;
-- the export's host/servers are ignored, as APIG's own import ignores them: the APIs match any host;
+- the export's host (Swagger) or servers' hosts (OpenAPI 3), the group's domain names on APIG, become
+  `groups: {TITLE: {domains: [...]}}`, so the APIs match only requests for them (leave them out with
+  domains=False: the APIs then match any host);
+- the operation's `schemes` (Swagger) or `servers` (OpenAPI 3; the path's or the root's when it has none),
+  APIG's request protocol, -> req_protocol: http -> HTTP, https -> HTTPS, both or none -> BOTH;
 - unmatched requests are rejected with APIG.0101, as on APIG.
 """
 
@@ -26,6 +30,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -158,8 +163,9 @@ def _resp_headers_content(name: str, content: Mapping[str, Any], notes: list[str
 CONVERTERS = {"cors": _cors_content, "set_resp_headers": _resp_headers_content}
 
 
-def convert(export: Any, plugins: Plugins | None = None) -> Imported:
-    """The policy for an APIG export and the plug-ins its APIs are bound to."""
+def convert(export: Any, plugins: Plugins | None = None, domains: bool = True) -> Imported:
+    """The policy for an APIG export and the plug-ins its APIs are bound to; domains: the group's domain names
+    from the export's host or servers."""
     if not isinstance(export, Mapping) or not ("swagger" in export or "openapi" in export):
         raise ApigImportError("not a Swagger 2.0 or OpenAPI 3.0 document (no 'swagger' or 'openapi' key)")
     plugins = plugins or Plugins({}, frozenset(), ())
@@ -186,6 +192,7 @@ def convert(export: Any, plugins: Plugins | None = None) -> Imported:
                 continue
             api = {"name": str(operation.get("operationId") or label), "group": group, "method": method,
                    "path": full, "match_mode": _match_mode(operation, label, notes),
+                   "req_protocol": _protocol(export, item, operation),
                    "cors": operation.get("x-apigateway-cors") is True,
                    "auth": _auth(operation.get("security", export.get("security")), schemes, label, notes)}
             bound = _bound_plugins(operation.get("x-apigateway-plugins"), plugins, label, notes)
@@ -197,13 +204,50 @@ def convert(export: Any, plugins: Plugins | None = None) -> Imported:
             apis.append(api)
     if not apis:
         raise ApigImportError("the export has no operations under 'paths'")
-    policy = {
+    policy: dict[str, Any] = {
         "version": 1,
         "gateway": {"request_id": True, "server": "api-gateway", "unmatched": "reject"},
         "plugins": dict(plugins.cors),
-        "apis": apis,
     }
+    hosts = _domains(export) if domains else []
+    if hosts:
+        policy["groups"] = {group: {"domains": hosts}}
+        notes.append(f"group {group!r} is bound to {', '.join(hosts)} (the export's host): its APIs match only "
+                     "requests for it; in reverse mode set keep_host_header=true, or import with --any-host")
+    policy["apis"] = apis
     return Imported(policy, tuple(notes))
+
+
+def _schemes(export: Mapping[str, Any], item: Mapping[str, Any], operation: Mapping[str, Any]) -> set[str]:
+    """The URL schemes an operation is served on: Swagger's `schemes`, OpenAPI 3's `servers`, innermost first."""
+    if "swagger" in export:
+        found = operation.get("schemes") or export.get("schemes") or []
+        return {str(s).lower() for s in found} if isinstance(found, list) else set()
+    for holder in (operation, item, export):
+        servers = holder.get("servers")
+        if isinstance(servers, list) and servers:
+            return {str(_mapping(s).get("url", "")).split("://", 1)[0].lower() for s in servers} - {""}
+    return set()
+
+
+def _protocol(export: Mapping[str, Any], item: Mapping[str, Any], operation: Mapping[str, Any]) -> str:
+    schemes = _schemes(export, item, operation) & {"http", "https"}
+    return schemes.pop().upper() if len(schemes) == 1 else "BOTH"
+
+
+def _domains(export: Mapping[str, Any]) -> list[str]:
+    """The group's domains: Swagger's host, or the hosts of OpenAPI 3's root servers (ports dropped)."""
+    if "swagger" in export:
+        urls = [f"//{export['host']}"] if export.get("host") else []
+    else:
+        servers = export.get("servers")
+        urls = [str(_mapping(s).get("url", "")) for s in servers] if isinstance(servers, list) else []
+    hosts: dict[str, None] = {}
+    for url in urls:
+        host = urlsplit(url if "//" in url else f"//{url}").hostname
+        if host:
+            hosts[host] = None
+    return list(hosts)
 
 
 def _match_mode(operation: Mapping[str, Any], label: str, notes: list[str]) -> str:

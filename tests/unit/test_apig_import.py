@@ -42,10 +42,11 @@ def test_fixture_maps_every_extension() -> None:
     apis = {api["name"]: api for api in policy["apis"]}
     assert list(apis) == ["simple_get", "simple_put", "preflight", "files_any"]
     assert apis["simple_get"] == {"name": "simple_get", "group": "seed", "method": "GET", "path": "/simple",
-                                  "match_mode": "NORMAL", "cors": True, "auth": "none"}
+                                  "match_mode": "NORMAL", "req_protocol": "HTTP", "cors": True, "auth": "none"}
     assert apis["simple_put"]["method"] == "PUT" and apis["simple_put"]["cors"] is True
     assert apis["preflight"] == {
-        "name": "preflight", "group": "seed", "method": "OPTIONS", "path": "/", "match_mode": "SWA", "cors": True,
+        "name": "preflight", "group": "seed", "method": "OPTIONS", "path": "/", "match_mode": "SWA",
+        "req_protocol": "HTTP", "cors": True,
         "auth": "none",
         "backend": {"type": "mock", "status": 200, "body": "", "headers": {"Content-Type": "application/json"}},
     }
@@ -61,6 +62,7 @@ def test_fixture_maps_every_extension() -> None:
             {"name": "Cache-Control", "value": "no-store", "action": "override"},
             {"name": "Server", "value": "", "action": "delete"}]}}}
     assert policy["gateway"] == {"request_id": True, "server": "api-gateway", "unmatched": "reject"}
+    assert policy["groups"] == {"seed": {"domains": ["api.cors.example"]}}  # the export's host
 
 
 def test_yaml_output_loads_and_lints_clean() -> None:
@@ -173,3 +175,26 @@ def test_set_resp_headers_plugin_is_imported_and_system_parameters_left_out() ->
     loaded = parse_policy(json.dumps(policy))
     assert loaded.policy.apis[0].plugins == ("hdrs",)
     assert [h.action for h in loaded.policy.plugins["hdrs"].content.response_headers] == ["override", "append"]
+
+
+@pytest.mark.parametrize(("schemes", "protocol"), [(["https"], "HTTPS"), (["http"], "HTTP"),
+                                                   (["http", "https"], "BOTH"), (None, "BOTH")])
+def test_req_protocol_from_swagger_schemes_and_openapi_servers(schemes: list[str] | None, protocol: str) -> None:
+    operation: dict[str, Any] = {"operationId": "a"}
+    if schemes is not None:
+        operation["schemes"] = schemes
+    assert convert(swagger(operation)).policy["apis"][0]["req_protocol"] == protocol
+    oas3: dict[str, Any] = {"openapi": "3.0.0", "info": {"title": "g"}, "paths": {"/a": {"get": {"operationId": "a"}}},
+                            "servers": [{"url": "https://api.g.example:8443"}]}
+    if schemes is not None:
+        oas3["paths"]["/a"]["get"]["servers"] = [{"url": f"{s}://api.g.example"} for s in schemes]
+    converted = convert(oas3).policy
+    assert converted["apis"][0]["req_protocol"] == (protocol if schemes is not None else "HTTPS")  # root servers
+    assert converted["groups"] == {"g": {"domains": ["api.g.example"]}}
+
+
+def test_group_domains_left_out_on_request() -> None:
+    export = swagger({"operationId": "a"}, host="api.g.example")
+    assert convert(export).policy["groups"] == {"g": {"domains": ["api.g.example"]}}
+    assert "groups" not in convert(export, domains=False).policy
+    assert "groups" not in convert(swagger({"operationId": "a"})).policy  # no host, no domains

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.e2e.test_gateway_e2e import values
 from tests.support.procs import Backend, Proxy, free_port, http, run_to_exit
 
 POLICY = """version: 1
@@ -39,10 +40,6 @@ ORIGIN = "https://app.example.com"
 DUPLICATES = [("X-Override", "1"), ("X-Override", "2"), ("X-Append", "1"), ("X-Append", "2"), ("X-Delete", "1"),
               ("X-Delete", "2"), ("X-Skip", "1"), ("X-Skip", "2"), ("X-Add", "1")]
 PLUGIN_NAMES = {"x-override", "x-append", "x-delete", "x-skip", "x-add", "x-absent-skip"}
-
-
-def values(headers: list[tuple[str, str]], name: str) -> list[str]:
-    return [v for k, v in headers if k.lower() == name.lower()]
 
 
 @pytest.fixture(scope="module")

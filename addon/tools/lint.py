@@ -434,13 +434,16 @@ def _shadowed(policy: Policy) -> Iterator[_Issue]:
     segment than the deepest API for prefix and {param+} APIs, and try every APIG method for ANY.
     """
     apis = policy.apis
-    router = Router([(a.host, a.method, a.path, a.match_mode) for a in apis])
+    router = _router(policy)
     depth = max((len(parse_path(a.path)) for a in apis), default=0) + 1
     for i, api in enumerate(apis):
         winners: dict[int, None] = {}  # ordered set
-        for host, method, path in _probes(api, depth):
-            found = router.lookup(host, method, path)
-            if found is None or found.index == i:
+        domains = group_domains(policy, api)
+        probes = ((api.host or (domains[0] if domains else host), method, path, tls)
+                  for host, method, path in _probes(api, depth) for tls in _PROTOCOLS[api.req_protocol])
+        for host, method, path, tls in probes:
+            found = router.lookup(host, method, path, tls)
+            if found is None or found.index in (i, -1):
                 break
             winners[found.index] = None
         else:
@@ -490,11 +493,16 @@ def _unexposed_headers(policy: Policy) -> Iterator[_Issue]:
             )
 
 
+def _router(policy: Policy) -> Router:
+    """The router the engine builds, groups' domains and protocols included."""
+    return Router([(a.host, a.method, a.path, a.match_mode) for a in policy.apis],
+                  [(group_domains(policy, a), a.req_protocol) for a in policy.apis])
+
+
 def _group_and_protocol(policy: Policy) -> Iterator[_Issue]:
     """APIG's conditions on Method 1: the OPTIONS API shares the CORS API's group and protocol."""
     apis = policy.apis
-    router = Router([(a.host, a.method, a.path, a.match_mode) for a in apis],
-                    [(group_domains(policy, a), a.req_protocol) for a in apis])
+    router = _router(policy)
     for i, api in enumerate(apis):
         if not api.cors or api.method == "OPTIONS" or _cors_plugin(policy, api.plugins):
             continue  # a CORS plug-in answers its API's preflights itself (Method 2)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from addon.core.cors import Engine, RequestFacts
+from addon.core.policy import parse_policy
 from addon.core.routing import DOMAINS, PROTOCOL, Route, Router, parse_path, route_signature
 
 
@@ -156,9 +163,6 @@ def test_host_and_domains_and_protocol_together() -> None:
 
 
 def test_policy_groups_route_through_the_engine_with_the_reason_in_the_trail() -> None:
-    from addon.core.cors import Engine, RequestFacts
-    from addon.core.policy import parse_policy
-
     e = Engine(parse_policy("""version: 1
 gateway: {unmatched: reject, request_id: false}
 groups:
@@ -178,3 +182,26 @@ apis:
     assert elsewhere.response is not None and elsewhere.response.status == 404
     assert any("'orders'" in s and "bound to api.shop.example" in s and "'other.example'" in s
                for s in elsewhere.trail), elsewhere.trail
+
+
+def test_cors_check_takes_an_https_url_as_a_request_over_tls(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    policy = tmp_path / "p.yaml"
+    policy.write_text("""version: 1
+gateway: {request_id: false}
+apis:
+  - {name: put, method: PUT, path: /a, cors: true}
+  - {name: secure-preflight, method: OPTIONS, path: /, match_mode: SWA, cors: true, req_protocol: HTTPS,
+     backend: {type: mock}}
+""")
+
+    def preflight(url: str) -> dict:
+        done = subprocess.run([sys.executable, str(repo / "scripts" / "cors-check"), str(policy), "--origin",
+                               "https://app.example", "--method", "PUT", "--url", url, "--format", "json"],
+                              cwd=repo, capture_output=True, text=True, timeout=60, check=False)
+        return json.loads(done.stdout)["preflight"]
+
+    assert preflight("https://api.example/a")["gateway"]["api"] == "secure-preflight"
+    plain = preflight("http://api.example/a")
+    assert plain["gateway"]["api"] is None and not plain["verdict"]["ok"]
+    assert any("req_protocol is HTTPS" in step for step in plain["gateway"]["trail"])

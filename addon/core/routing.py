@@ -138,6 +138,8 @@ class Router:
         if best is None:
             best, count, more = _walk(self._any, segments, method, protocol)
             missed = more if missed is None else missed + (more or [])
+        if not missed and self._bound is None:  # the common case: nothing passed over, nothing more to walk
+            return Route(best.key[-1], count) if best is not None else None
         reasons = [(e, PROTOCOL) for e in missed] if missed else []
         if self._bound is not None:  # only policies whose groups have domains pay for this walk
             low = host.lower()
@@ -149,7 +151,7 @@ class Router:
             if best is None:
                 return Route(-1, 0, passed) if passed else None
             return Route(best.key[-1], count, passed)
-        return Route(best.key[-1], count) if best is not None else None
+        return Route(best.key[-1], count) if best is not None else None  # domain-bound APIs, none passed over
 
 
 def _insert(root: _Node, path: str, mode: str, entry: _Entry) -> None:

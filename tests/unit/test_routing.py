@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from addon.core.cors import Engine, RequestFacts
-from addon.core.policy import parse_policy
+from addon.core.policy import PolicyError, parse_policy
 from addon.core.routing import DOMAINS, PROTOCOL, Route, Router, parse_path, route_signature
 
 
@@ -205,3 +205,21 @@ apis:
     plain = preflight("http://api.example/a")
     assert plain["gateway"]["api"] is None and not plain["verdict"]["ok"]
     assert any("req_protocol is HTTPS" in step for step in plain["gateway"]["trail"])
+
+
+def test_policy_refuses_a_host_outside_its_groups_domains_and_bad_domains() -> None:
+    text = """version: 1
+groups:
+  shop: {domains: [api.shop.example]}
+apis:
+  - {name: a, group: shop, method: GET, path: /a, host: other.example}
+"""
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "p.yaml")
+    assert "p.yaml:5: apis[0].host: host 'other.example' is not a domain of group 'shop'" in str(err.value)
+    with pytest.raises(PolicyError, match="groups.shop.domains: 'https://api.shop.example' is not a host name"):
+        parse_policy(text.replace("[api.shop.example]", "['https://api.shop.example']"), "p.yaml")
+    loaded = parse_policy(text.replace("other.example", "API.shop.example").replace("[api.shop.example]",
+                                                                                 "[API.Shop.Example.]"))
+    assert loaded.policy.groups["shop"].domains == ("api.shop.example",)
+    assert parse_policy(text.replace("host: other.example", "req_protocol: https")).policy.apis[0].req_protocol == "HTTPS"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
 import gc
 import logging
@@ -26,10 +27,11 @@ from mitmproxy.log import ALERT
 
 from addon import verdict
 from addon.core import rawheaders
-from addon.core.cors import CorsPlan, Decision, Engine, RequestFacts, merge_vary, response_edit
+from addon.core.cors import PASS, CorsPlan, Decision, Engine, RequestFacts, merge_vary, response_edit
 from addon.core.fields import split_list
 from addon.core.pacing import paced
 from addon.core.policy import DEFAULT_POLICY, PolicyError, Problem, load_policy
+from addon.core.resp_headers import RespHeaderRule
 from addon.core.responses import BACKEND_TIMEOUT, BACKEND_UNAVAILABLE, GatewayResponse, error_response
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ REMEMBERED_CHARS = 1024  # facts longer than this (in path, origin and requested
 CACHED_FIELDS = 64  # an upstream response with more fields than this has its CORS edit worked out afresh
 MAX_PENDING = 100_000  # flows remembered between request and response; a bound, not a tuning knob
 BLOCKED_MARK = ":no_entry:"
+VERDICT_COLUMN = "comment"  # mitmweb's flow-list column for flow.comment, where _diagnose writes the verdict
 # Control characters (and the Unicode line/paragraph separators and bidi overrides) in client-sent values:
 # written raw, a CR or an obs-fold (kept by mitmproxy as CR LF SP) would forge a log line.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -100,8 +103,24 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def request_facts(request: http.Request, by_host: bool = True) -> RequestFacts:
-    """The request as the engine sees it, read in one pass; its host only if the policy routes by host."""
+def show_verdict_column() -> None:
+    """In mitmweb, put the comment column (every cross-origin flow's verdict) in the flow list.
+
+    Only mitmweb has `web_columns`, so mitmdump and the lean launcher are left as they are. A value other than
+    mitmweb's default is the user's choice (--set, config.yaml, the options editor) and is never overridden.
+    """
+    if "web_columns" not in ctx.options or ctx.options.has_changed("web_columns"):
+        return
+    columns = list(ctx.options.web_columns)
+    if VERDICT_COLUMN not in columns:
+        ctx.options.update(web_columns=[*columns, VERDICT_COLUMN])
+        logger.info("corsgate: mitmweb shows the %r column, where each flow's CORS verdict is; "
+                    "set web_columns to choose your own", VERDICT_COLUMN)
+
+
+def request_facts(request: http.Request, by_host: bool = True, tls: bool = False) -> RequestFacts:
+    """The request as the engine sees it, read in one pass; its host only if the policy routes by host;
+    tls: it reached the gateway over TLS (the client connection's, not the upstream's)."""
     found = rawheaders.read(request.headers.fields)
     origin = rawheaders.joined(found, rawheaders.ORIGIN)
     return RequestFacts(
@@ -113,6 +132,7 @@ def request_facts(request: http.Request, by_host: bool = True) -> RequestFacts:
         request_headers=tuple(split_list(found.get(rawheaders.REQUEST_HEADERS))),
         private_network=(rawheaders.joined(found, rawheaders.PRIVATE_NETWORK) or "").strip().lower() == "true",
         authorization=rawheaders.AUTHORIZATION in found,
+        tls=tls,
     )
 
 
@@ -136,7 +156,7 @@ def make_response(made: GatewayResponse, decision: Decision, server: str | None)
     response.data = data = copy.copy(_TEMPLATE.data)
     data.status_code = made.status
     data.reason = status_codes.RESPONSES.get(made.status, "").encode()
-    data.headers = http.Headers(fields(made, decision.cors, decision.request_id, server))
+    data.headers = http.Headers(fields(made, decision.cors, decision.request_id, server, decision.resp_headers))
     data.content = made.body
     data.timestamp_start = data.timestamp_end = time.time()
     return response
@@ -144,11 +164,15 @@ def make_response(made: GatewayResponse, decision: Decision, server: str | None)
 
 @functools.lru_cache(maxsize=256)
 def made_fields(
-    made: GatewayResponse, plan: CorsPlan | None, request_id: str | None, server: str | None
+    made: GatewayResponse, plan: CorsPlan | None, request_id: str | None, server: str | None,
+    resp_headers: RespHeaderRule | None = None,
 ) -> tuple[tuple[bytes, bytes], ...]:
     """The fields of a gateway-made response: remembered, as a page sends the same few preflights again
-    and again (called uncached, through __wrapped__, when every response has its own request id)."""
+    and again (called uncached, through __wrapped__, when every response has its own request id).
+    A mock's fields get the API's set_resp_headers edit first, then the CORS and gateway fields."""
     fields = [(rawheaders.raw(k), rawheaders.raw(v)) for k, v in made.headers]
+    if resp_headers is not None:
+        fields = list(resp_headers.apply(fields))
     extra = [("Server", server)] if server else []
     if not any(k.lower() == b"transfer-encoding" for k, _ in fields):
         extra.append(("content-length", str(len(made.body))))
@@ -156,10 +180,15 @@ def made_fields(
 
 
 def apply_edit(headers: http.Headers, decision: Decision) -> None:
-    """Put a decision's CORS headers and X-Request-Id on an upstream response (DESIGN §4.3)."""
-    fields = edited_fields(headers.fields, decision.cors, decision.request_id)
+    """Put a decision's set_resp_headers edit, then its CORS headers and X-Request-Id, on an upstream response
+    (DESIGN §4.3): the CORS edit sees the plug-in's headers (expose_headers '*' with credentials lists them)."""
+    original = headers.fields
+    before = original if decision.resp_headers is None else decision.resp_headers.apply(original)
+    fields = edited_fields(before, decision.cors, decision.request_id)
     if fields is not None:
         headers.fields = fields
+    elif before is not original:
+        headers.fields = before
 
 
 def edited_fields(
@@ -259,6 +288,7 @@ class CorsGateway:
             "corsgate active: policy=%s apis=%d mode=%s digest=%s",
             engine.loaded.source, engine.api_count, self.mode, engine.loaded.digest,
         )
+        show_verdict_column()
         freeze_startup_heap()
         if self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
@@ -332,12 +362,14 @@ class CorsGateway:
         if f.response or f.error or not f.live or self.mode != "enforce" or engine is None:
             return
         try:
-            decision = self._decide(engine, request_facts(f.request, engine.by_host))
+            decision = self._decide(engine, request_facts(f.request, engine.by_host, f.client_conn.tls_established))
         except Exception:  # a malformed request must never break the proxy
             logger.exception("corsgate: could not decide on %s %s", loggable(f.request.method),
                              loggable(f.request.pretty_url))
             return
         if decision.action == "pass":
+            if decision is not PASS:  # it says which APIs the request missed (group domains, protocol)
+                f.metadata["corsgate.trail"] = list(decision.trail)
             return
         f.metadata["corsgate.trail"] = list(decision.trail)
         if decision.action == "respond":
@@ -411,7 +443,8 @@ class CorsGateway:
             return
         self._pending.pop(f.id, None)
         made = error_response(error, decision.request_id or "", detail)
-        f.response = make_response(made, decision, server)
+        # A gateway-made error: the API's set_resp_headers plug-in edits only upstream and mock answers (README).
+        f.response = make_response(made, dataclasses.replace(decision, resp_headers=None), server)
         f.metadata["corsgate.answered"] = True
         f.metadata["corsgate.trail"] = list(decision.trail) + [f"upstream unreachable: {detail}"]
 

@@ -16,7 +16,8 @@ from typing import Literal, NamedTuple
 from addon.core.fields import is_token, split_list
 from addon.core.origins import OriginMatcher
 from addon.core.pacing import each
-from addon.core.policy import Api, CorsContent, LoadedPolicy
+from addon.core.policy import Api, CorsContent, LoadedPolicy, group_domains
+from addon.core.resp_headers import RespHeaderRule
 from addon.core.responses import (
     API_NOT_FOUND,
     APP_AUTH_MISSING,
@@ -27,7 +28,7 @@ from addon.core.responses import (
     mock_response,
     new_request_id,
 )
-from addon.core.routing import Router, precedence
+from addon.core.routing import PROTOCOL, Router, precedence
 
 # APIG's documented answer of the Method-1 OPTIONS mock API ("CORS Calling of an Open API").
 APIG_PREFLIGHT_HEADERS: tuple[tuple[str, str], ...] = (
@@ -64,6 +65,7 @@ class RequestFacts(NamedTuple):
     request_headers: tuple[str, ...] = ()  # Access-Control-Request-Headers items, as sent
     private_network: bool = False  # Access-Control-Request-Private-Network: true
     authorization: bool = False  # an Authorization header is present
+    tls: bool = False  # the request reached the gateway over TLS (req_protocol)
 
     @property
     def preflight(self) -> bool:
@@ -137,6 +139,7 @@ class Decision:
     cors: CorsPlan | None = None  # decorates the final response (also of "respond")
     request_id: str | None = None
     trail: tuple[str, ...] = ()
+    resp_headers: RespHeaderRule | None = None  # the API's set_resp_headers plug-in, for upstream and mock answers
 
 
 PASS = Decision("pass", trail=("no API matched; unmatched: pass leaves the request untouched",))
@@ -146,6 +149,7 @@ PASS = Decision("pass", trail=("no API matched; unmatched: pass leaves the reque
 class _ApiInfo:
     api: Api
     rule: CorsRule | None
+    headers: RespHeaderRule | None
     label: str
     rank: tuple[int, ...]  # precedence without method and file order
 
@@ -158,16 +162,20 @@ class Engine:
         self.loaded = loaded
         self.policy = policy
         rules = {name: CorsRule(name, p.content) for name, p in policy.plugins.items() if p.type == "cors"}
+        edits = {name: RespHeaderRule(name, p.content) for name, p in policy.plugins.items()
+                 if p.type == "set_resp_headers"}
         self._apis = tuple(
             _ApiInfo(
                 api,
                 next((rules[n] for n in api.plugins if n in rules), None),
+                next((edits[n] for n in api.plugins if n in edits), None),
                 _label(api),
                 precedence(api.host, api.method, api.path, api.match_mode, 0)[:-2],
             )
             for api in each(policy.apis)
         )
-        self._router = Router([(a.host, a.method, a.path, a.match_mode) for a in policy.apis])
+        self._router = Router([(a.host, a.method, a.path, a.match_mode) for a in policy.apis],
+                              [(group_domains(policy, a), a.req_protocol) for a in policy.apis])
         self._request_ids = policy.gateway.request_id
         self._reject = policy.gateway.unmatched == "reject"
 
@@ -185,39 +193,57 @@ class Engine:
         """Does the policy route by host? Otherwise RequestFacts.host is never read."""
         return self._router.by_host
 
-    def route(self, host: str, method: str, path: str) -> tuple[_ApiInfo, int] | None:
-        found = self._router.lookup(host, method, path)
-        return (self._apis[found.index], found.candidates) if found else None
+    def route(self, req: RequestFacts, method: str, trail: list[str] | None = None) -> tuple[_ApiInfo, int] | None:
+        """The API a request with this method hits; why better-ranked APIs were passed over goes to trail."""
+        found = self._router.lookup(req.host, method, req.path, req.tls)
+        if found is None:
+            return None
+        if found.missed and trail is not None:
+            trail.extend(self._missed(req, method, index, why) for index, why in found.missed)
+        return (self._apis[found.index], found.candidates) if found.index >= 0 else None
+
+    def _missed(self, req: RequestFacts, method: str, index: int, why: str) -> str:
+        info = self._apis[index]
+        if why == PROTOCOL:
+            over = "TLS" if req.tls else "plain HTTP"
+            return (f"{method} {req.path}: {info.label} not used: its req_protocol is {info.api.req_protocol} and "
+                    f"this request came over {over}")
+        domains = ", ".join(group_domains(self.policy, info.api))
+        return (f"{method} {req.path}: {info.label} not used: its group {info.api.group!r} is bound to {domains}, "
+                f"not to host {req.host!r}")
 
     def decide(self, req: RequestFacts) -> Decision:
         """The gateway's decision for one request (DESIGN §4.2-4.3)."""
         if req.preflight:
             return self._preflight(req)
-        hit = self.route(req.host, req.method, req.path)
+        missed: list[str] = []
+        hit = self.route(req, req.method, missed)
         if hit is None:
-            return self._unmatched(req)
+            return self._unmatched(req, missed)
         info, candidates = hit
-        trail = [f"{info.label} matched ({candidates} candidate{'s' if candidates != 1 else ''})"]
+        trail = [f"{info.label} matched ({candidates} candidate{'s' if candidates != 1 else ''})", *missed]
         return self._to_api(req, info, self._actual_plan(req, info, trail), trail)
 
     def _preflight(self, req: RequestFacts) -> Decision:
         assert req.origin is not None and req.request_method is not None
-        as_options = self.route(req.host, "OPTIONS", req.path)
-        as_actual = self.route(req.host, req.request_method, req.path)
+        missed: list[str] = []
+        as_options = self.route(req, "OPTIONS", missed)
+        as_actual = self.route(req, req.request_method, missed)
         plugin_api = as_actual[0] if as_actual and as_actual[0].rule else None
         if plugin_api is not None and as_options is not None and as_options[0] is not plugin_api:
             if as_options[0].api.method == "OPTIONS" and _more_specific(as_options[0], plugin_api):
                 plugin_api = None  # an explicit OPTIONS API on a more specific path answers instead
         if plugin_api is not None and plugin_api.rule is not None:
             trail = [f"preflight for {req.request_method}: {plugin_api.label} has CORS plug-in {plugin_api.rule.name!r}"]
-            return self._plugin_preflight(req, plugin_api, plugin_api.rule, trail)
+            return self._plugin_preflight(req, plugin_api, plugin_api.rule, [*trail, *missed])
         if as_options is None:
-            decision = self._unmatched(req)
+            decision = self._unmatched(req, missed)
             return Decision(decision.action, response=decision.response, request_id=decision.request_id,
                             trail=decision.trail + ("a preflight needs an OPTIONS API (APIG Method 1) or a CORS "
-                                                    "plug-in (Method 2) on this path",))
+                                                    "plug-in (Method 2) on this path, in the API's group and "
+                                                    "protocol",))
         info = as_options[0]
-        trail = [f"preflight: {info.label} matched as the OPTIONS request"]
+        trail = [f"preflight: {info.label} matched as the OPTIONS request", *missed]
         if info.rule is not None:
             return self._plugin_preflight(req, info, info.rule, trail)
         if info.api.cors and info.api.method == "OPTIONS":
@@ -239,14 +265,15 @@ class Engine:
         plan = CorsPlan("plugin", req.origin, rule, matched is not None, True, req.request_method or "",
                         req.request_headers, req.private_network)
         if matched is None:
-            trail.append(f"origin {req.origin} is not allowed by plug-in {rule.name!r}: 403, no CORS headers")
+            trail.append(f"origin {req.origin} is not allowed by plug-in {rule.name!r}{_admits(rule)}: 403, no CORS headers")
             response = error_response(ORIGIN_NOT_ALLOWED, request_id or "", req.origin)
             return Decision("respond", info.api, response, plan, request_id, tuple(trail))
         trail.append(f"origin {req.origin} allowed by {matched!r}")
         trail.extend(_preflight_findings(req, rule))
         if rule.content.preflight == "forward":
             trail.append("preflight: forward — sent upstream, then decorated")
-            return Decision("forward", info.api, None, plan, request_id, tuple(trail))
+            _note_headers(info, trail)
+            return Decision("forward", info.api, None, plan, request_id, tuple(trail), info.headers)
         trail.append("preflight answered by the gateway")
         edit = response_edit(plan, ())
         headers = edit.set + ((("Vary", ", ".join(edit.vary)),) if edit.vary else ())
@@ -259,7 +286,8 @@ class Engine:
         if info.rule is not None:
             matched = info.rule.matcher.match(req.origin)
             if matched is None:
-                trail.append(f"origin {req.origin} is not allowed by plug-in {info.rule.name!r}: no CORS headers")
+                trail.append(f"origin {req.origin} is not allowed by plug-in {info.rule.name!r}{_admits(info.rule)}: "
+                             "no CORS headers")
             else:
                 trail.append(f"origin {req.origin} allowed by {matched!r} (plug-in {info.rule.name!r})")
             return CorsPlan("plugin", req.origin, info.rule, matched is not None)
@@ -279,16 +307,29 @@ class Engine:
             return Decision("respond", api, error_response(error, request_id or ""), plan, request_id, tuple(trail))
         if api.backend.type == "mock":
             trail.append(f"mock backend: {api.backend.status}")
+            _note_headers(info, trail)
             response = mock_response(api.backend.status, api.backend.body, api.backend.headers)
-            return Decision("respond", api, response, plan, request_id, tuple(trail))
-        return Decision("forward", api, None, plan, request_id, tuple(trail))
+            return Decision("respond", api, response, plan, request_id, tuple(trail), info.headers)
+        _note_headers(info, trail)
+        return Decision("forward", api, None, plan, request_id, tuple(trail), info.headers)
 
-    def _unmatched(self, req: RequestFacts) -> Decision:
+    def _unmatched(self, req: RequestFacts, missed: Sequence[str] = ()) -> Decision:
         if not self._reject:
-            return PASS
+            return Decision("pass", trail=(*PASS.trail, *missed)) if missed else PASS
         request_id = new_request_id() if self._request_ids else None
         return Decision("respond", None, error_response(API_NOT_FOUND, request_id or ""), None, request_id,
-                        ("no API matched; unmatched: reject answers APIG.0101 404",))
+                        ("no API matched; unmatched: reject answers APIG.0101 404", *missed))
+
+
+def _note_headers(info: _ApiInfo, trail: list[str]) -> None:
+    if info.headers is not None:
+        trail.append(f"set_resp_headers plug-in {info.headers.name!r} edits the response before the CORS headers")
+
+
+def _admits(rule: CorsRule) -> str:
+    """For the trail: say so when a plug-in admits no origin at all (it means "no cross-origin caller")."""
+    return " (it admits no origin: allow_origin and allow_origin_regex empty, allow_null_origin off)" \
+        if rule.content.admits_no_origin else ""
 
 
 def _more_specific(a: _ApiInfo, b: _ApiInfo) -> bool:

@@ -108,8 +108,10 @@ class CorsContent(_Model):
     """APIG CorsPluginContent plus corsgate's extensions."""
 
     allow_origin: CommaList = Field(
+        default=(),
         description="Allowed origins, comma-separated or a list: '*', exact origins "
-        "(https://app.example.com), or wildcards (https://*.example.com).",
+        "(https://app.example.com), or wildcards (https://*.example.com). May be empty when "
+        "allow_origin_regex or allow_null_origin admit the callers; empty with neither admits no origin.",
     )
     allow_methods: CommaList = Field(default=(), description="Access-Control-Allow-Methods; '*' for any.")
     allow_headers: CommaList = Field(
@@ -133,6 +135,11 @@ class CorsContent(_Model):
     precedence: Literal["backend", "gateway"] = Field(
         default="backend", description="Extension: whose CORS headers win when the backend sends its own."
     )
+
+    @property
+    def admits_no_origin(self) -> bool:
+        """No origin can pass: no allow_origin entry, no regex, no null. A plug-in that means "no cross-origin caller"."""
+        return not (self.allow_origin or self.allow_origin_regex or self.allow_null_origin)
 
     @field_validator("allow_methods")
     @classmethod
@@ -165,20 +172,91 @@ class CorsContent(_Model):
     def _origins_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         from addon.core.origins import parse_origin_rule
 
-        if not value:
-            raise ValueError("at least one origin is required ('*' allows all)")
         for rule in value:
             parse_origin_rule(rule)  # raises ValueError with the reason
         return value
 
 
-class Plugin(_Model):
-    """An APIG plug-in policy; corsgate implements the `cors` type."""
+# APIG's set_resp_headers plug-in (HTTP response header management, apig_03_0022).
+RESP_HEADER_ACTIONS = ("override", "append", "delete", "skip", "add")
+MAX_RESP_HEADERS = 10
+_RESP_HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
 
-    type: Literal["cors"] = Field(description="Plug-in type; corsgate implements 'cors'.")
+
+def protected_header(name: str) -> bool:
+    """Headers APIG's response header plug-in may not touch: the gateway's own and the CORS ones."""
+    low = name.lower()
+    return low.startswith(("x-apig-", "access-control-")) or low == "x-request-id"
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+class RespHeader(_Model):
+    """One APIG HeaderPolicy: a response header and what to do with it."""
+
+    name: Str = Field(description="Header name: a letter, then letters, digits or '-', at most 32; case-insensitive. "
+                                  "Never X-Apig-*, X-Request-Id or Access-Control-*.")
+    value: Str = Field(default="", max_length=255, description="Header value (ignored by delete).")
+    action: Annotated[Literal["override", "append", "delete", "skip", "add"], BeforeValidator(_lower)] = Field(
+        description="override: one field with this value; append: existing values and this one joined with ','; "
+                    "delete: remove all; skip: keep existing ones, add it if absent; add: always add another field."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _RESP_HEADER_NAME.fullmatch(value):
+            raise ValueError(f"{_describe(value)} is not an APIG response header name: a letter, then letters, "
+                             "digits or '-', at most 32 characters")
+        if protected_header(value):
+            raise ValueError(f"{value!r} cannot be managed by set_resp_headers: X-Apig-*, X-Request-Id and the "
+                             "Access-Control-* headers belong to the gateway and its CORS layer (as on APIG)")
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str) -> str:
+        return _header_value("value", value)
+
+
+class RespHeadersContent(_Model):
+    """APIG SetRespHeadersContent."""
+
+    response_headers: tuple[RespHeader, ...] = Field(
+        max_length=MAX_RESP_HEADERS, description="At most 10 headers, names unique case-insensitively."
+    )
+
+    @field_validator("response_headers")
+    @classmethod
+    def _unique(cls, value: tuple[RespHeader, ...]) -> tuple[RespHeader, ...]:
+        seen: set[str] = set()
+        for header in value:
+            if header.name.lower() in seen:
+                raise ValueError(f"header {header.name!r} is listed twice (names are case-insensitive)")
+            seen.add(header.name.lower())
+        return value
+
+
+class CorsPlugin(_Model):
+    """An APIG CORS plug-in policy."""
+
+    type: Literal["cors"] = Field(description="APIG plug-in type 'cors'.")
     content: CorsContent = Field(
         description="The plug-in's settings: APIG CorsPluginContent plus corsgate's extensions."
     )
+
+
+class RespHeadersPlugin(_Model):
+    """An APIG HTTP response header management plug-in policy."""
+
+    type: Literal["set_resp_headers"] = Field(description="APIG plug-in type 'set_resp_headers'.")
+    content: RespHeadersContent = Field(description="The plug-in's settings: APIG SetRespHeadersContent.")
+
+
+PLUGIN_TYPES: dict[str, type[BaseModel]] = {"cors": CorsPlugin, "set_resp_headers": RespHeadersPlugin}
+Plugin = Annotated[CorsPlugin | RespHeadersPlugin, Field(discriminator="type")]
 
 
 class Backend(_Model):
@@ -199,11 +277,19 @@ class Backend(_Model):
         return value
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
 class Api(_Model):
     """One APIG API: a (host, method, path, match mode) route and what happens on it."""
 
     name: Str = Field(description="API name (shown in diagnoses).")
-    group: str = Field(default="", description="API group (informational, as in APIG).")
+    group: str = Field(default="", description="API group; when `groups` gives it domains, the API matches only "
+                                                "requests for those hosts.")
+    req_protocol: Annotated[Literal["HTTP", "HTTPS", "BOTH"], BeforeValidator(_upper)] = Field(
+        default="BOTH", description="APIG's request protocol: HTTPS matches only requests that reached the gateway "
+                                    "over TLS, HTTP only plain ones, BOTH either.")
     method: Literal["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "ANY"] = Field(
         description="Request method; ANY matches every method without a more specific API."
     )
@@ -229,6 +315,25 @@ class Api(_Model):
     @classmethod
     def _host_lower(cls, value: str | None) -> str | None:
         return value.lower() if value else value
+
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+class Group(_Model):
+    """An APIG API group: the domain names bound to it."""
+
+    domains: CommaList = Field(default=(), description="Host names bound to the group (APIG's bound domain names); "
+                                                       "its APIs match only requests for these. Empty: any host.")
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = tuple(domain.lower().rstrip(".") for domain in value)
+        for domain in out:
+            if not _HOST_NAME.fullmatch(domain):
+                raise ValueError(f"{_describe(domain)} is not a host name (no scheme, port or path)")
+        return out
 
 
 class Gateway(_Model):
@@ -262,6 +367,7 @@ class Policy(_Model):
         default_factory=Gateway, description="Gateway-wide behaviour: X-Request-Id, Server header, unmatched requests."
     )
     plugins: dict[str, Plugin] = Field(default_factory=dict, description="Plug-in policies by name.")
+    groups: dict[str, Group] = Field(default_factory=dict, description="API groups by name, with their domains.")
     apis: tuple[Api, ...] = Field(default=(), description="The APIs, in file order.")
 
     @model_validator(mode="after")
@@ -287,7 +393,11 @@ def _check_cross_fields(policy: Policy) -> None:
                 problems.append((("apis", i, "plugins"), f"more than one plug-in of type {plugin.type!r}"))
             else:
                 types.add(plugin.type)
-        key = routing.route_signature(api.host, api.method, api.path, api.match_mode)
+        domains = group_domains(policy, api)
+        if api.host and domains and api.host not in domains:
+            problems.append((("apis", i, "host"), f"host {api.host!r} is not a domain of group {api.group!r} "
+                                                  f"({', '.join(domains)}): no request could reach the API"))
+        key = routing.route_signature(api.host, api.method, api.path, api.match_mode, domains)
         if key in seen:
             other = policy.apis[seen[key]].name
             problems.append(
@@ -297,6 +407,12 @@ def _check_cross_fields(policy: Policy) -> None:
             seen[key] = i
     if problems:
         raise _CrossFieldErrors(problems)
+
+
+def group_domains(policy: Policy, api: Api) -> tuple[str, ...]:
+    """The domains an API's group is bound to; empty when the group names none (any host)."""
+    group = policy.groups.get(api.group) if api.group else None
+    return group.domains if group is not None else ()
 
 
 class _CrossFieldErrors(ValueError):
@@ -506,14 +622,26 @@ def _problems(errors: Sequence[Mapping[str, Any]], text: str) -> list[Problem]:
                 Problem(1 if one_line else line_of(tree, sub), _field_path(sub), msg) for sub, msg in ctx_error.problems
             )
             continue
+        shown = _without_tag(loc)
         # An empty or truncated file has its problem on the first line.
-        line = 1 if one_line else line_of(tree, loc) or (1 if not loc else None)
-        problems.append(Problem(line, _field_path(loc), _message(err, loc)))
+        line = 1 if one_line else line_of(tree, shown) or (1 if not shown else None)
+        problems.append(Problem(line, _field_path(shown), _message(err, loc)))
     return problems
+
+
+def _without_tag(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """pydantic puts a plug-in's type into the location (plugins.NAME.cors.content...): the file has no such key."""
+    if len(loc) > 2 and loc[0] == "plugins" and loc[2] in PLUGIN_TYPES:
+        return loc[:2] + loc[3:]
+    return loc
 
 
 def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
     kind = err["type"]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        given = (err.get("input") or {}).get("type") if isinstance(err.get("input"), Mapping) else None
+        hint = _suggest(given, PLUGIN_TYPES) if isinstance(given, str) else ""
+        return f"type must be one of {', '.join(map(repr, PLUGIN_TYPES))}, got {_describe(given)}{hint}"
     if kind == "extra_forbidden":
         return f"unknown field {loc[-1]!r}{_suggest(str(loc[-1]), _allowed_keys(loc[:-1]))}"
     if kind == "missing":
@@ -537,21 +665,25 @@ def _describe(value: Any) -> str:
 def _allowed_keys(loc: tuple[Any, ...]) -> Sequence[str]:
     """The field names valid at a location, for did-you-mean suggestions."""
     model: type[BaseModel] = Policy
-    skip_next = False
-    for part in loc:
-        if skip_next:  # a list index or a plug-in name: stays on the item model
-            skip_next = False
-            continue
-        model = _CHILDREN.get((model, part), model)
-        skip_next = part in ("apis", "plugins") and model in (Api, Plugin)
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if model is Policy and part == "plugins":  # plugins, NAME, TYPE (pydantic's tag)
+            tag = parts[1] if len(parts) > 1 else None
+            model = PLUGIN_TYPES.get(tag, CorsPlugin) if isinstance(tag, str) else CorsPlugin
+            del parts[:2]
+        elif not isinstance(part, int):  # list indexes stay on the item model
+            model = _CHILDREN.get((model, part), model)
     return tuple(model.model_fields)
 
 
 _CHILDREN: dict[tuple[type[BaseModel], Any], type[BaseModel]] = {
     (Policy, "gateway"): Gateway,
     (Policy, "apis"): Api,
-    (Policy, "plugins"): Plugin,
-    (Plugin, "content"): CorsContent,
+    (Policy, "groups"): Group,
+    (CorsPlugin, "content"): CorsContent,
+    (RespHeadersPlugin, "content"): RespHeadersContent,
+    (RespHeadersContent, "response_headers"): RespHeader,
     (Api, "backend"): Backend,
 }
 

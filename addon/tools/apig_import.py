@@ -8,13 +8,18 @@ guessed. Pure: text in, data out; scripts/apig-import does the files.
 What maps to what:
 - each operation (`get`, `put`, ..., `x-apigateway-any-method`) is one API: `operationId` its name, the
   path (with Swagger's `basePath`) its path, `info.title` its group;
-- `x-apigateway-match-mode` -> match_mode, `x-apigateway-cors` -> cors, `x-apigateway-plugins` -> plugins;
+- `x-apigateway-match-mode` -> match_mode, `x-apigateway-cors` -> cors, `x-apigateway-plugins` -> plugins
+  (the cors and set_resp_headers plug-ins given; other types are noted and left out);
 - `security` -> auth (none when absent, as APIG exports auth NONE), via the scheme's
   `x-apigateway-auth-type` (AppSigv1 -> app, IAM -> iam);
 - `x-apigateway-backend` type MOCK -> a mock backend with `mockEndpoints.result-content` as its body, status
   200 and `Content-Type: application/json` (the export carries neither; APIG's documented mock answers
   show both); HTTP, HTTP-VPC and FUNCTION -> the upstream;
-- the export's host/servers are ignored, as APIG's own import ignores them: the APIs match any host;
+- the export's host (Swagger) or servers' hosts (OpenAPI 3), the group's domain names on APIG, become
+  `groups: {TITLE: {domains: [...]}}`, so the APIs match only requests for them (leave them out with
+  domains=False: the APIs then match any host);
+- the operation's `schemes` (Swagger) or `servers` (OpenAPI 3; the path's or the root's when it has none),
+  APIG's request protocol, -> req_protocol: http -> HTTP, https -> HTTPS, both or none -> BOTH;
 - unmatched requests are rejected with APIG.0101, as on APIG.
 """
 
@@ -25,6 +30,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -45,7 +51,8 @@ class ApigImportError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Plugins:
-    """The plug-ins given: CORS ones converted (by name), the names of the others, and notes."""
+    """The plug-ins given: cors and set_resp_headers ones converted (by name, in `cors`), the names of the others,
+    and notes."""
 
     cors: dict[str, dict[str, Any]]
     other: frozenset[str]
@@ -83,14 +90,15 @@ def plugins_from(documents: Iterable[Any]) -> Plugins:
             if not isinstance(item, Mapping) or "plugin_name" not in item or "plugin_type" not in item:
                 raise ApigImportError(f"not an APIG plug-in object (plugin_name, plugin_type, ...): {item!r:.200}")
             name, kind = str(item["plugin_name"]), str(item["plugin_type"])
-            if kind != "cors":
+            if kind not in CONVERTERS:
                 other.add(name)
-                notes.append(f"plug-in {name!r} is of type {kind!r}; corsgate implements only 'cors', left out")
+                notes.append(f"plug-in {name!r} is of type {kind!r}; corsgate implements "
+                             f"{' and '.join(map(repr, CONVERTERS))}, left out")
                 continue
             content, form = _plugin_content(name, item.get("plugin_content"))
             if form != "a JSON string":
                 notes.append(f"plug-in {name!r}: plugin_content was {form}, read as its JSON")
-            found[name] = _cors_content(name, content, notes)
+            found[name] = CONVERTERS[kind](name, content, notes)
     return Plugins(found, frozenset(other), tuple(notes))
 
 
@@ -125,11 +133,39 @@ def _cors_content(name: str, content: Mapping[str, Any], notes: list[str]) -> di
     extra = sorted(set(content) - set(CORS_FIELDS))
     if extra:
         notes.append(f"plug-in {name!r}: fields {', '.join(extra)} are not CorsPluginContent, left out")
+    origins = content.get("allow_origin")
+    if origins is None or (isinstance(origins, str) and not origins.strip()):
+        notes.append(f"plug-in {name!r}: APIG requires allow_origin, this one has none: imported as an empty "
+                     "allow list, which admits no origin (cors-lint origin-admits-none); list the callers' "
+                     "origins or add allow_origin_regex")
     return {"type": "cors", "content": {key: content[key] for key in CORS_FIELDS if key in content}}
 
 
-def convert(export: Any, plugins: Plugins | None = None) -> Imported:
-    """The policy for an APIG export and the plug-ins its APIs are bound to."""
+def _resp_headers_content(name: str, content: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    """SetRespHeadersContent: each HeaderPolicy's name, value and action; system parameters are left out."""
+    extra = sorted(set(content) - {"response_headers"})
+    if extra:
+        notes.append(f"plug-in {name!r}: fields {', '.join(extra)} are not SetRespHeadersContent, left out")
+    headers = []
+    items = content.get("response_headers")
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, Mapping):
+            notes.append(f"plug-in {name!r}: response header {item!r:.60} is not an object, left out")
+            continue
+        if str(item.get("value_type") or "custom_value").lower() != "custom_value":
+            notes.append(f"plug-in {name!r}: header {item.get('name')!r} takes its value from a system parameter "
+                         f"({item.get('value')!r}), which corsgate does not have: left out")
+            continue
+        headers.append({key: item[key] for key in ("name", "value", "action") if key in item})
+    return {"type": "set_resp_headers", "content": {"response_headers": headers}}
+
+
+CONVERTERS = {"cors": _cors_content, "set_resp_headers": _resp_headers_content}
+
+
+def convert(export: Any, plugins: Plugins | None = None, domains: bool = True) -> Imported:
+    """The policy for an APIG export and the plug-ins its APIs are bound to; domains: the group's domain names
+    from the export's host or servers."""
     if not isinstance(export, Mapping) or not ("swagger" in export or "openapi" in export):
         raise ApigImportError("not a Swagger 2.0 or OpenAPI 3.0 document (no 'swagger' or 'openapi' key)")
     plugins = plugins or Plugins({}, frozenset(), ())
@@ -156,6 +192,7 @@ def convert(export: Any, plugins: Plugins | None = None) -> Imported:
                 continue
             api = {"name": str(operation.get("operationId") or label), "group": group, "method": method,
                    "path": full, "match_mode": _match_mode(operation, label, notes),
+                   "req_protocol": _protocol(export, item, operation),
                    "cors": operation.get("x-apigateway-cors") is True,
                    "auth": _auth(operation.get("security", export.get("security")), schemes, label, notes)}
             bound = _bound_plugins(operation.get("x-apigateway-plugins"), plugins, label, notes)
@@ -167,13 +204,50 @@ def convert(export: Any, plugins: Plugins | None = None) -> Imported:
             apis.append(api)
     if not apis:
         raise ApigImportError("the export has no operations under 'paths'")
-    policy = {
+    policy: dict[str, Any] = {
         "version": 1,
         "gateway": {"request_id": True, "server": "api-gateway", "unmatched": "reject"},
         "plugins": dict(plugins.cors),
-        "apis": apis,
     }
+    hosts = _domains(export) if domains else []
+    if hosts:
+        policy["groups"] = {group: {"domains": hosts}}
+        notes.append(f"group {group!r} is bound to {', '.join(hosts)} (the export's host): its APIs match only "
+                     "requests for it; in reverse mode set keep_host_header=true, or import with --any-host")
+    policy["apis"] = apis
     return Imported(policy, tuple(notes))
+
+
+def _schemes(export: Mapping[str, Any], item: Mapping[str, Any], operation: Mapping[str, Any]) -> set[str]:
+    """The URL schemes an operation is served on: Swagger's `schemes`, OpenAPI 3's `servers`, innermost first."""
+    if "swagger" in export:
+        found = operation.get("schemes") or export.get("schemes") or []
+        return {str(s).lower() for s in found} if isinstance(found, list) else set()
+    for holder in (operation, item, export):
+        servers = holder.get("servers")
+        if isinstance(servers, list) and servers:
+            return {str(_mapping(s).get("url", "")).split("://", 1)[0].lower() for s in servers} - {""}
+    return set()
+
+
+def _protocol(export: Mapping[str, Any], item: Mapping[str, Any], operation: Mapping[str, Any]) -> str:
+    schemes = _schemes(export, item, operation) & {"http", "https"}
+    return schemes.pop().upper() if len(schemes) == 1 else "BOTH"
+
+
+def _domains(export: Mapping[str, Any]) -> list[str]:
+    """The group's domains: Swagger's host, or the hosts of OpenAPI 3's root servers (ports dropped)."""
+    if "swagger" in export:
+        urls = [f"//{export['host']}"] if export.get("host") else []
+    else:
+        servers = export.get("servers")
+        urls = [str(_mapping(s).get("url", "")) for s in servers] if isinstance(servers, list) else []
+    hosts: dict[str, None] = {}
+    for url in urls:
+        host = urlsplit(url if "//" in url else f"//{url}").hostname
+        if host:
+            hosts[host] = None
+    return list(hosts)
 
 
 def _match_mode(operation: Mapping[str, Any], label: str, notes: list[str]) -> str:
@@ -200,7 +274,7 @@ def _auth(requirements: Any, schemes: Mapping[str, Any], label: str, notes: list
 
 
 def _bound_plugins(names: Any, plugins: Plugins, label: str, notes: list[str]) -> list[str]:
-    """The bound CORS plug-ins; one that was not given is noted (its content is not in the export)."""
+    """The bound plug-ins corsgate implements; one that was not given is noted (its content is not in the export)."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     bound = []

@@ -20,6 +20,7 @@ from addon.tools.backtracking import backtracks
 from addon.core.origins import DEFAULT_PORTS, parse_origin_rule
 from addon.core.policy import (
     METHODS,
+    group_domains,
     Api,
     CorsContent,
     LoadedPolicy,
@@ -53,7 +54,15 @@ RULES: dict[str, tuple[Severity, str]] = {
     "plugin-path-conflict": ("error", "two CORS plug-ins on one path in one group"),
     "options-api-with-plugin": ("error", "an OPTIONS API and a CORS plug-in on the same path"),
     "shadowed-api": ("warning", "an API no request can reach: better-ranked APIs take all of its requests"),
+    "origin-admits-none": ("warning", "a CORS plug-in whose allow lists admit no origin at all"),
+    "resp-header-not-exposed": ("warning", "a header a set_resp_headers plug-in adds that the API's CORS does not expose"),
+    "preflight-unanswered": ("warning", "a CORS-enabled API with no OPTIONS API or CORS plug-in in its group and protocol"),
+    "options-api-unmatched": ("warning", "an OPTIONS API whose group or protocol matches no CORS-enabled API"),
 }
+_PROTOCOLS = {"HTTP": (False,), "HTTPS": (True,), "BOTH": (False, True)}
+# Response headers a page reads cross-origin without Access-Control-Expose-Headers (Fetch: CORS-safelisted).
+SAFELISTED_RESPONSE = frozenset({"cache-control", "content-language", "content-length", "content-type", "expires",
+                                 "last-modified", "pragma"})
 
 CHROMIUM_MAX_AGE = 7200
 FIREFOX_MAX_AGE = 86400
@@ -180,6 +189,8 @@ def _issues(policy: Policy) -> Iterator[_Issue]:
             yield from _content_issues(("plugins", name, "content"), plugin.content)
     yield from _binding_issues(policy)
     yield from _shadowed(policy)
+    yield from _unexposed_headers(policy)
+    yield from _group_and_protocol(policy)
 
 
 def _content_issues(loc: tuple[Any, ...], content: CorsContent) -> Iterator[_Issue]:
@@ -189,6 +200,14 @@ def _content_issues(loc: tuple[Any, ...], content: CorsContent) -> Iterator[_Iss
             "with allow_credentials, corsgate answers '*' by echoing the request's Origin, so every website a user "
             "visits can read these responses with the user's cookies (a browser refuses a literal '*' there)",
             "list the origins that need credentials, or set allow_credentials: false",
+        )
+    if content.admits_no_origin:
+        yield _Issue(
+            "origin-admits-none", loc,
+            "allow_origin and allow_origin_regex are empty and allow_null_origin is off: no origin passes, so "
+            "every preflight gets the 403 and no actual response gets CORS headers (no cross-origin caller)",
+            "list the callers in allow_origin (https://app.example.com) or allow_origin_regex "
+            "(^https://pr-[0-9]+\\.preview\\.example\\.com$); if no caller is meant, silence this rule here",
         )
     for i, entry in enumerate(content.allow_origin):
         yield from _origin_issues((*loc, "allow_origin", i), entry)
@@ -415,13 +434,16 @@ def _shadowed(policy: Policy) -> Iterator[_Issue]:
     segment than the deepest API for prefix and {param+} APIs, and try every APIG method for ANY.
     """
     apis = policy.apis
-    router = Router([(a.host, a.method, a.path, a.match_mode) for a in apis])
+    router = _router(policy)
     depth = max((len(parse_path(a.path)) for a in apis), default=0) + 1
     for i, api in enumerate(apis):
         winners: dict[int, None] = {}  # ordered set
-        for host, method, path in _probes(api, depth):
-            found = router.lookup(host, method, path)
-            if found is None or found.index == i:
+        domains = group_domains(policy, api)
+        probes = ((api.host or (domains[0] if domains else host), method, path, tls)
+                  for host, method, path in _probes(api, depth) for tls in _PROTOCOLS[api.req_protocol])
+        for host, method, path, tls in probes:
+            found = router.lookup(host, method, path, tls)
+            if found is None or found.index in (i, -1):
                 break
             winners[found.index] = None
         else:
@@ -442,3 +464,82 @@ def _probes(api: Api, depth: int) -> Iterator[tuple[str, str, str]]:
     for method in (_APIG_METHODS if api.method == "ANY" else (api.method,)):
         for extra in range(depth + 1) if open_ended else (0,):
             yield api.host or _PROBE_HOST, method, "/" + "/".join(base + [f"cors-lint-x{k}" for k in range(extra)])
+
+
+def _unexposed_headers(policy: Policy) -> Iterator[_Issue]:
+    """A header a set_resp_headers plug-in puts on a cross-origin API's responses that JavaScript cannot read."""
+    for i, api in enumerate(policy.apis):
+        edits = next((p.content for n in api.plugins if (p := policy.plugins.get(n)) and p.type == "set_resp_headers"),
+                     None)
+        cors_name = _cors_plugin(policy, api.plugins)
+        if edits is None or (cors_name is None and not api.cors):
+            continue  # not called cross-origin, as far as the policy says
+        content = policy.plugins[cors_name].content if cors_name else None
+        exposed = {h.lower() for h in content.expose_headers} if content else set()
+        if "*" in exposed:
+            continue  # all of them (literally without credentials, echoed with them: the plug-in's edit comes first)
+        for header in edits.response_headers:
+            low = header.name.lower()
+            if header.action == "delete" or low in exposed or low in SAFELISTED_RESPONSE:
+                continue
+            where = f"CORS plug-in {cors_name!r}" if cors_name else "the CORS switch (Access-Control-Allow-Origin: * only)"
+            fix = (f"add {header.name} to plugins.{cors_name}.content.expose_headers" if cors_name
+                   else "bind a CORS plug-in that lists it in expose_headers")
+            yield _Issue(
+                "resp-header-not-exposed", ("apis", i, "plugins"),
+                f"API {api.name!r} gets {header.name} from its set_resp_headers plug-in, but {where} does not "
+                "expose it: a cross-origin page cannot read it",
+                fix + ", or silence this rule if pages need not read it",
+            )
+
+
+def _router(policy: Policy) -> Router:
+    """The router the engine builds, groups' domains and protocols included."""
+    return Router([(a.host, a.method, a.path, a.match_mode) for a in policy.apis],
+                  [(group_domains(policy, a), a.req_protocol) for a in policy.apis])
+
+
+def _group_and_protocol(policy: Policy) -> Iterator[_Issue]:
+    """APIG's conditions on Method 1: the OPTIONS API shares the CORS API's group and protocol."""
+    apis = policy.apis
+    router = _router(policy)
+    for i, api in enumerate(apis):
+        if not api.cors or api.method == "OPTIONS" or _cors_plugin(policy, api.plugins):
+            continue  # a CORS plug-in answers its API's preflights itself (Method 2)
+        domains = group_domains(policy, api)
+        host, _, path = next(_probes(api, 0))
+        host = api.host or (domains[0] if domains else host)
+        for tls in _PROTOCOLS[api.req_protocol]:
+            found = router.lookup(host, "OPTIONS", path, tls)
+            answer = apis[found.index] if found is not None and found.index >= 0 else None
+            if answer is not None and answer.group == api.group and (
+                    (answer.method == "OPTIONS" and answer.cors) or _cors_plugin(policy, answer.plugins)):
+                continue
+            over = "HTTPS" if tls else "HTTP"
+            why = (f"the OPTIONS request goes to API {answer.name!r} of group {answer.group or '(none)'!r}"
+                   if answer is not None else "no API takes the OPTIONS request")
+            yield _Issue(
+                "preflight-unanswered", ("apis", i),
+                f"API {api.name!r} has CORS on, but a browser's preflight for it over {over} is not answered: {why}; "
+                "APIG answers it only from an OPTIONS API in the same group and protocol (Method 1) or a CORS "
+                "plug-in on the API (Method 2)",
+                f"add an OPTIONS API in group {api.group or '(none)'!r} (prefix match on '/', auth none, CORS on, "
+                f"mock backend) whose req_protocol covers {over}, or bind a CORS plug-in",
+            )
+            break
+    for i, api in enumerate(apis):
+        if api.method != "OPTIONS" or not api.cors:
+            continue
+        served = any(
+            "BOTH" in (api.req_protocol, other.req_protocol) or other.req_protocol == api.req_protocol
+            for other in apis
+            if other.method != "OPTIONS" and other.group == api.group and (other.cors or _cors_plugin(policy, other.plugins))
+        )
+        if not served:
+            yield _Issue(
+                "options-api-unmatched", ("apis", i),
+                f"OPTIONS API {api.name!r} (group {api.group or '(none)'!r}, req_protocol {api.req_protocol}) serves "
+                "no API with CORS on in its group and protocol; APIG uses it only for those",
+                "move it to the group of the APIs whose preflights it should answer and give it their protocol "
+                "(or BOTH), or remove it",
+            )

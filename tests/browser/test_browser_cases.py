@@ -59,7 +59,39 @@ apis:
     match_mode: SWA
     plugins: [open]
 """
-CUSTOM = {"star-headers.yaml": STAR_POLICY}
+# An allow list of a regex alone (issue 18): preview deployments, nothing else.
+REGEX_ONLY_POLICY = r"""version: 1
+plugins:
+  previews:
+    type: cors
+    content:
+      allow_origin_regex: ['^https://pr-[0-9]+\.preview\.example\.com$']
+      allow_methods: GET,POST
+      allow_headers: Content-Type
+apis:
+  - {name: previews, method: ANY, path: /, match_mode: SWA, plugins: [previews]}
+"""
+PREVIEW = "https://pr-1.preview.example.com"
+# A set_resp_headers plug-in adds X-Added on both APIs; only /exposed's CORS plug-in exposes it (issue 18).
+RESP_HEADERS_POLICY = """\
+version: 1
+plugins:
+  exposing:
+    type: cors
+    content: {allow_origin: "*", allow_methods: GET, expose_headers: X-Added}
+  silent:
+    type: cors
+    content: {allow_origin: "*", allow_methods: GET}
+  added:
+    type: set_resp_headers
+    content:
+      response_headers:
+        - {name: X-Added, value: by-the-plugin, action: override}
+apis:
+  - {name: exposed, method: GET, path: /exposed, plugins: [exposing, added]}
+  - {name: hidden, method: GET, path: /hidden, plugins: [silent, added]}  # cors-lint: ignore[resp-header-not-exposed]
+"""
+CUSTOM = {"star-headers.yaml": STAR_POLICY, "regex-only.yaml": REGEX_ONLY_POLICY, "resp-headers.yaml": RESP_HEADERS_POLICY}
 
 
 @dataclass(frozen=True)
@@ -112,6 +144,15 @@ CASES = [
     Case("strict-outside-preflight", "strict-allowlist.yaml", PAGE, "/api/items", JSON_POST,
          resolved=False, console=PREFLIGHT_FAILED),
     Case("strict-path-without-plugin", "strict-allowlist.yaml", ALLOWED, "/other", resolved=False, console=NO_ACAO),
+    # an allow list of a regex alone: the matching origin passes, a longer host and the apex do not
+    Case("regex-only-get", "regex-only.yaml", PREVIEW, "/any/thing"),
+    Case("regex-only-post-json", "regex-only.yaml", PREVIEW, "/any/thing", JSON_POST),
+    Case("regex-only-suffixed-host", "regex-only.yaml", PREVIEW + ".evil.net", "/any/thing",
+         resolved=False, console=NO_ACAO),
+    Case("regex-only-suffixed-host-preflight", "regex-only.yaml", PREVIEW + ".evil.net", "/any/thing", JSON_POST,
+         resolved=False, console=PREFLIGHT_FAILED),
+    Case("regex-only-apex", "regex-only.yaml", "https://preview.example.com", "/any/thing",
+         resolved=False, console=NO_ACAO),
     # upstream errors keep their real status
     Case("default-404", "default.yaml", PAGE, "/any/thing?status=404", status=404),
     Case("default-500", "default.yaml", PAGE, "/any/thing?status=500", status=500),
@@ -317,6 +358,23 @@ def test_request_id_readable_only_when_exposed(
     assert "x-request-id" not in hidden.readable_headers
     (record,) = proxy_saw(seed, "rid-hidden", 1)
     assert any(k.lower() == "x-request-id" for k, _ in record["response_headers"]), "sent, just not exposed"
+
+
+def test_plugin_added_header_readable_only_when_exposed(
+    gateway: Callable[..., Proxy], browser_fetch: BrowserFetch, browser_harness: BrowserHarness
+) -> None:
+    """The set_resp_headers plug-in puts X-Added on both responses (the backend sends X-Added: backend too);
+    the page reads the plug-in's value only where the CORS plug-in exposes it."""
+    proxy = gateway("resp-headers.yaml")
+    origin = browser_harness.origin
+    exposed = browser_fetch(origin, case_url(proxy, "/exposed?header=X-Added:backend", "resp-exposed"), {})
+    assert_outcome(exposed, True, 200, None)
+    assert exposed.readable_headers.get("x-added") == "by-the-plugin", exposed.readable_headers
+    hidden = browser_fetch(origin, case_url(proxy, "/hidden?header=X-Added:backend", "resp-hidden"), {})
+    assert_outcome(hidden, True, 200, None)
+    assert "x-added" not in hidden.readable_headers, hidden.readable_headers
+    (record,) = proxy_saw(proxy, "resp-hidden", 1)
+    assert [v for k, v in record["response_headers"] if k.lower() == "x-added"] == ["by-the-plugin"], "sent, not exposed"
 
 
 def test_expose_star_with_credentials_exposes_backend_headers(

@@ -42,28 +42,33 @@ def test_fixture_maps_every_extension() -> None:
     apis = {api["name"]: api for api in policy["apis"]}
     assert list(apis) == ["simple_get", "simple_put", "preflight", "files_any"]
     assert apis["simple_get"] == {"name": "simple_get", "group": "seed", "method": "GET", "path": "/simple",
-                                  "match_mode": "NORMAL", "cors": True, "auth": "none"}
+                                  "match_mode": "NORMAL", "req_protocol": "HTTP", "cors": True, "auth": "none"}
     assert apis["simple_put"]["method"] == "PUT" and apis["simple_put"]["cors"] is True
     assert apis["preflight"] == {
-        "name": "preflight", "group": "seed", "method": "OPTIONS", "path": "/", "match_mode": "SWA", "cors": True,
+        "name": "preflight", "group": "seed", "method": "OPTIONS", "path": "/", "match_mode": "SWA",
+        "req_protocol": "HTTP", "cors": True,
         "auth": "none",
         "backend": {"type": "mock", "status": 200, "body": "", "headers": {"Content-Type": "application/json"}},
     }
     files = apis["files_any"]
     assert (files["method"], files["path"], files["auth"], files["cors"]) == ("ANY", "/files/{path+}", "app", False)
-    assert files["plugins"] == ["files_cors"]  # resp_headers (set_resp_headers) is not a CORS plug-in
+    assert files["plugins"] == ["files_cors", "resp_headers"]  # throttle (rate_limit) is left out
     assert "backend" not in files  # HTTP-VPC: the upstream behind the proxy
     assert policy["plugins"] == {"files_cors": {"type": "cors", "content": {
         "allow_origin": "http://www.cors.com,https://app.cors.example", "allow_methods": "GET,PUT,DELETE",
         "allow_headers": "Content-Type,Authorization,X-Sdk-Date", "expose_headers": "X-Request-Id", "max_age": 600,
-        "allow_credentials": True}}}
+        "allow_credentials": True}},
+        "resp_headers": {"type": "set_resp_headers", "content": {"response_headers": [
+            {"name": "Cache-Control", "value": "no-store", "action": "override"},
+            {"name": "Server", "value": "", "action": "delete"}]}}}
     assert policy["gateway"] == {"request_id": True, "server": "api-gateway", "unmatched": "reject"}
+    assert policy["groups"] == {"seed": {"domains": ["api.cors.example"]}}  # the export's host
 
 
 def test_yaml_output_loads_and_lints_clean() -> None:
     result = convert(fixture("export-oas3.yaml"), plugins_from([fixture("plugins.json")]))
     text = to_yaml(result, ["imported for a test"])
-    assert text.startswith("# imported for a test\n# note: plug-in 'resp_headers' is of type 'set_resp_headers'")
+    assert text.startswith("# imported for a test\n# note: plug-in 'throttle' is of type 'rate_limit'")
     loaded = parse_policy(text, "imported.yaml")
     assert [api.name for api in loaded.policy.apis] == ["simple_get", "simple_put", "preflight", "files_any"]
     origins = loaded.policy.plugins["files_cors"].content.allow_origin
@@ -152,3 +157,44 @@ def test_not_an_export_is_refused() -> None:
         convert({"swagger": "2.0", "paths": {}})
     with pytest.raises(ApigImportError, match="neither JSON nor YAML"):
         read_document("{: [", "broken.yaml")
+
+
+def test_set_resp_headers_plugin_is_imported_and_system_parameters_left_out() -> None:
+    content = {"response_headers": [
+        {"name": "X-Frame-Options", "value": "DENY", "action": "Override"},
+        {"name": "X-Cache", "value_type": "system_parameter", "value": "$context.cacheStatus", "action": "add"},
+        {"name": "X-Custom", "value_type": "custom_value", "value": "1", "action": "append"}]}
+    # APIG's own docs escape this plug-in's content twice: accepted, and said so.
+    plugins = plugins_from([plugin(json.dumps(json.dumps(content)), kind="set_resp_headers", name="hdrs")])
+    assert plugins.cors["hdrs"] == {"type": "set_resp_headers", "content": {"response_headers": [
+        {"name": "X-Frame-Options", "value": "DENY", "action": "Override"},
+        {"name": "X-Custom", "value": "1", "action": "append"}]}}
+    assert any("'X-Cache' takes its value from a system parameter" in n for n in plugins.notes)
+    assert any("a JSON string inside a string" in n for n in plugins.notes)
+    policy = convert(swagger({"operationId": "a", "x-apigateway-plugins": ["hdrs"]}), plugins).policy
+    loaded = parse_policy(json.dumps(policy))
+    assert loaded.policy.apis[0].plugins == ("hdrs",)
+    assert [h.action for h in loaded.policy.plugins["hdrs"].content.response_headers] == ["override", "append"]
+
+
+@pytest.mark.parametrize(("schemes", "protocol"), [(["https"], "HTTPS"), (["http"], "HTTP"),
+                                                   (["http", "https"], "BOTH"), (None, "BOTH")])
+def test_req_protocol_from_swagger_schemes_and_openapi_servers(schemes: list[str] | None, protocol: str) -> None:
+    operation: dict[str, Any] = {"operationId": "a"}
+    if schemes is not None:
+        operation["schemes"] = schemes
+    assert convert(swagger(operation)).policy["apis"][0]["req_protocol"] == protocol
+    oas3: dict[str, Any] = {"openapi": "3.0.0", "info": {"title": "g"}, "paths": {"/a": {"get": {"operationId": "a"}}},
+                            "servers": [{"url": "https://api.g.example:8443"}]}
+    if schemes is not None:
+        oas3["paths"]["/a"]["get"]["servers"] = [{"url": f"{s}://api.g.example"} for s in schemes]
+    converted = convert(oas3).policy
+    assert converted["apis"][0]["req_protocol"] == (protocol if schemes is not None else "HTTPS")  # root servers
+    assert converted["groups"] == {"g": {"domains": ["api.g.example"]}}
+
+
+def test_group_domains_left_out_on_request() -> None:
+    export = swagger({"operationId": "a"}, host="api.g.example")
+    assert convert(export).policy["groups"] == {"g": {"domains": ["api.g.example"]}}
+    assert "groups" not in convert(export, domains=False).policy
+    assert "groups" not in convert(swagger({"operationId": "a"})).policy  # no host, no domains

@@ -245,3 +245,26 @@ def test_malformed_requests_never_raise(gw, headers: dict[str, str]) -> None:
     addon, _ = gw
     f = run(addon, flow("OPTIONS", "/simple", headers))
     assert f.response is not None
+
+
+def test_tls_of_the_client_connection_picks_the_https_only_api_and_explain_says_why(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("""version: 1
+gateway: {request_id: false}
+apis:
+  - {name: secure-preflight, method: OPTIONS, path: /, match_mode: SWA, cors: true, req_protocol: HTTPS,
+     backend: {type: mock}}
+""")
+    addon = CorsGateway()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, cors_policy=str(policy))
+        preflight = {"origin": ORIGIN, "access_control_request_method": "PUT"}
+        secure = flow("OPTIONS", "/x", preflight)
+        secure.client_conn.timestamp_tls_setup = 1.0  # what makes client_conn.tls_established true
+        assert run(addon, secure).response.headers["access-control-allow-origin"] == "*"
+        plain = flow("OPTIONS", "/x", preflight)
+        plain.client_conn.timestamp_tls_setup = None
+        run(addon, plain)
+        assert "access-control-allow-origin" not in plain.response.headers  # passed upstream, unanswered
+        text = addon.explain([plain])
+    assert "'secure-preflight'" in text and "req_protocol is HTTPS" in text and "plain HTTP" in text, text

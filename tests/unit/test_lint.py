@@ -201,3 +201,20 @@ apis:
     (finding,) = lint(text)
     assert (finding.rule, finding.field) == ("shadowed-api", "apis[3]")
     assert "'prefix-on-host'" in finding.message
+
+
+def test_apis_apart_by_group_domains_or_protocol_shadow_nothing() -> None:
+    text = """version: 1
+groups:
+  a: {domains: [a.example]}
+  b: {domains: [b.example]}
+apis:
+  - {name: x, group: a, method: GET, path: /x}
+  - {name: y, group: b, method: GET, path: /x}
+  - {name: s, method: GET, path: /s, req_protocol: HTTPS}
+  - {name: p, method: GET, path: /s, match_mode: SWA, req_protocol: HTTP}
+"""
+    assert lint(text) == []
+    # Without the domains, y is x's twin on every host: a tie, which the loader refuses.
+    bare = text.replace("  a: {domains: [a.example]}\n  b: {domains: [b.example]}\n", "").replace("groups:\n", "")
+    assert [f.rule for f in lint(bare)] == ["routing-tie"]

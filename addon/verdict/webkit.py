@@ -10,6 +10,7 @@ response". A header name is quoted as the page wrote it; a proxy sees it lower-c
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ _MESSAGES = {
     "acao-wildcard-credentials": "Cannot use wildcard in Access-Control-Allow-Origin when credentials flag is true.",
     "acac-not-true": 'Credentials flag is true, but Access-Control-Allow-Credentials is not "true".',
     "preflight-status": "Preflight response is not successful. Status code: {status}",
+    "preflight-redirect": "Preflight response is not successful. Status code: {status}",  # a 3xx fails as status
     "acam-parse": "Header Access-Control-Allow-Methods has an invalid value: {hint}",
     "acah-parse": "Header Access-Control-Allow-Headers has an invalid value: {hint}",
     "method-not-allowed": "Method {hint} is not allowed by Access-Control-Allow-Methods.",
@@ -61,6 +63,7 @@ def console_text(v: Verdict, initiator: str, url: str, status: int | None) -> st
     return "" if v.ok else message(v, status)
 
 
+@functools.lru_cache(maxsize=256)  # asked on every flow from an https page
 def blocked_as_mixed_content(origin: str, url_scheme: str, url_host: str) -> bool:
     """Whether Safari refuses a page on `origin` the request to url_scheme://url_host before CORS: an
     https page, an http URL, a loopback or private host (`localhost` counts as loopback)."""

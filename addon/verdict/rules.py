@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from addon.core.fields import is_token, split_list
 from addon.verdict import chromium, firefox, webkit
@@ -165,6 +165,11 @@ class Diagnosis:
     engines: tuple[tuple[Verdict, Verdict], ...] = ()
     """(without, with credentials) per engine of ENGINES; empty: every engine as Chromium."""
     origin: str = ""
+    _shown: dict[tuple[str, ...], tuple[str, bool]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """(summary, blocked) per choice of engines, built when first asked: a remembered diagnosis serves
+    the same exchange again and again (diagnose_raw), and its line is the same each time."""
 
     @property
     def verdict(self) -> Verdict:
@@ -185,18 +190,24 @@ class Diagnosis:
 
     def blocked_in(self, engines: Sequence[str]) -> bool:
         """Whether any of these engines blocks it in the mode the request used."""
-        mode = 1 if self.credentials else 0
-        return any(not self.modes(engine)[mode].ok for engine in engines)
+        return self._line(tuple(engines))[1]
 
     def summary(self, engines: Sequence[str] = ("chromium",)) -> str:
         """One line for these engines; both modes when the mode is unknown and they differ. Engines that
         agree read as one verdict; where they differ, it says which blocks and why."""
-        pairs = [self.modes(engine) for engine in engines]
-        chosen = _describe(engines, [pair[1 if self.credentials else 0] for pair in pairs])
-        if self.credentials is not None:
-            return chosen
-        other = _describe(engines, [pair[1] for pair in pairs])
-        return chosen if other == chosen else f"{chosen} (with credentials: {other})"
+        return self._line(tuple(engines))[0]
+
+    def _line(self, engines: tuple[str, ...]) -> tuple[str, bool]:
+        shown = self._shown.get(engines)
+        if shown is None:
+            mode = 1 if self.credentials else 0
+            pairs = [self.modes(engine) for engine in engines]
+            chosen = _describe(engines, [pair[mode] for pair in pairs])
+            if self.credentials is None:
+                other = _describe(engines, [pair[1] for pair in pairs])
+                chosen = chosen if other == chosen else f"{chosen} (with credentials: {other})"
+            shown = self._shown[engines] = (chosen, any(not pair[mode].ok for pair in pairs))
+        return shown
 
 
 def _describe(engines: Sequence[str], verdicts: Sequence[Verdict]) -> str:
@@ -618,19 +629,25 @@ RawFields = Sequence[tuple[bytes, bytes]]
 def diagnose_raw(method: str, request_fields: RawFields, status: int, response_fields: RawFields) -> Diagnosis:
     """`diagnose` on raw (bytes) fields as a proxy holds them, remembered by the fields it reads:
     a page repeats the same few exchanges, and the judgement is a pure function of these."""
-    request = tuple(
-        (name, b"" if low == b"cookie" else value)
-        for name, value in request_fields
-        if (low := name.lower()) in _DIAGNOSED_REQUEST_FIELDS
-    )
-    response = tuple(
-        (name, value)
-        for name, value in response_fields
-        if (low := name.lower()).startswith(b"access-control-") or low == b"location"
-    )
-    if sum(len(k) + len(v) for k, v in request + response) > _REMEMBERED_BYTES:
-        return _diagnose_bytes(method, request, status, response)
-    return _remembered(method, request, status, response)
+    # Plain loops, the sizes summed on the way: this runs on every cross-origin flow.
+    size = 0
+    request = []
+    for name, value in request_fields:
+        low = name.lower()
+        if low in _DIAGNOSED_REQUEST_FIELDS:
+            if low == b"cookie":
+                value = b""
+            request.append((name, value))
+            size += len(name) + len(value)
+    response = []
+    for name, value in response_fields:
+        low = name.lower()
+        if low[:15] == b"access-control-" or low == b"location":
+            response.append((name, value))
+            size += len(name) + len(value)
+    if size > _REMEMBERED_BYTES:
+        return _diagnose_bytes(method, tuple(request), status, tuple(response))
+    return _remembered(method, tuple(request), status, tuple(response))
 
 
 def _diagnose_bytes(

@@ -43,8 +43,10 @@ _REASONS = {
                       "expected ‘true’ in CORS header ‘Access-Control-Allow-Credentials’", False),
     "preflight-redirect": ("CORSExternalRedirectNotAllowed", "CORS request external redirect not allowed", False),
     "preflight-status": ("CORSPreflightDidNotSucceed3", "CORS preflight response did not succeed", True),
-    "acam-parse": ("CORSInvalidAllowMethod", "invalid token ‘{}’ in CORS header ‘Access-Control-Allow-Methods’", False),
-    "acah-parse": ("CORSInvalidAllowHeader", "invalid token ‘{}’ in CORS header ‘Access-Control-Allow-Headers’", False),
+    "acam-parse": ("CORSInvalidAllowMethod",
+                   "invalid token ‘{}’ in CORS header ‘Access-Control-Allow-Methods’", False),
+    "acah-parse": ("CORSInvalidAllowHeader",
+                   "invalid token ‘{}’ in CORS header ‘Access-Control-Allow-Headers’", False),
     "method-not-allowed": ("CORSMethodNotFound",
                            "Did not find method in CORS header ‘Access-Control-Allow-Methods’", False),
     "header-not-allowed": ("CORSMissingAllowHeaderFromPreflight2", "header ‘{}’ is not allowed according to header "

@@ -513,7 +513,8 @@ def _derive(
     ):
         judged = _check_lists(method, request_header_names, fields, credentials, False)
     rule, hints = judged.rule, judged.hints
-    if judged.preflight and module.PREFLIGHT_STATUS_FIRST and rule in _BEFORE_STATUS and not 200 <= judged.status <= 299:
+    status_first = judged.preflight and module.PREFLIGHT_STATUS_FIRST and not 200 <= judged.status <= 299
+    if status_first and rule in _BEFORE_STATUS:
         rule, hints = "preflight-status", ()
     elif rule in _ACAO_RULES:
         separators = module.ACAO_LIST_SEPARATORS
@@ -602,18 +603,22 @@ def diagnose(method: str, request_headers: Headers, status: int, response_header
     if _upper(method) == "OPTIONS" and requested_method is not None:
         names = split_list(request.get("access-control-request-headers"))
         private_network = request.get("access-control-request-private-network") == "true"
-        judged = [
+        plain, credentialed = (
             _check_preflight(origin, requested_method, names, status, fields, mode, private_network, "local")
             for mode in (False, True)
-        ]
+        )
         engines = tuple(
-            tuple(_derive(v, engine, fields, repeated, requested_method, names, mode) for v, mode in zip(judged, (False, True)))
+            (_derive(plain, engine, fields, repeated, requested_method, names, False),
+             _derive(credentialed, engine, fields, repeated, requested_method, names, True))
             for engine in ENGINES
         )
-        return Diagnosis("preflight", None, *engines[0], engines, origin)  # type: ignore[arg-type]
-    judged = [_check_actual(origin, status, fields, mode) for mode in (False, True)]
-    engines = tuple(tuple(_derive(v, engine, fields, repeated) for v in judged) for engine in ENGINES)
-    return Diagnosis("actual", True if "cookie" in request else None, *engines[0], engines, origin)  # type: ignore[arg-type]
+        return Diagnosis("preflight", None, *engines[0], engines, origin)
+    plain, credentialed = (_check_actual(origin, status, fields, mode) for mode in (False, True))
+    engines = tuple(
+        (_derive(plain, engine, fields, repeated), _derive(credentialed, engine, fields, repeated))
+        for engine in ENGINES
+    )
+    return Diagnosis("actual", True if "cookie" in request else None, *engines[0], engines, origin)
 
 
 # What `diagnose` reads: of the request these fields (a Cookie only by its presence), of the response

@@ -20,6 +20,7 @@ PAGE = "http://localhost:5173"
 # A Private Network Access preflight (Chromium's alone) that the backend answers with CORS headers but
 # without Access-Control-Allow-Private-Network: Chrome blocks it, Firefox and Safari never ask.
 PNA_PATH = "/simple?header=Access-Control-Allow-Origin:*&header=Access-Control-Allow-Methods:PUT"
+STARTUP = 60.0  # seconds: on a loaded 2-core host two launchers at once have needed more than the default 20
 PNA_HEADERS = {"Origin": PAGE, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Private-Network": "true"}
 
 
@@ -28,7 +29,7 @@ def test_log_line_says_which_engine_blocks(
     backend: Backend, launcher: tuple[str, ...] | None, browsers: str | None, logged: bool
 ) -> None:
     extra = ["--set", "cors_mode=report"] + (["--set", f"cors_browsers={browsers}"] if browsers else [])
-    with Proxy(str(SEED), mode=f"reverse:{backend.url}", extra=extra, launcher=launcher) as proxy:
+    with Proxy(str(SEED), mode=f"reverse:{backend.url}", extra=extra, launcher=launcher, timeout=STARTUP) as proxy:
         status, _, _ = http("OPTIONS", proxy.url + PNA_PATH, PNA_HEADERS)
         assert status == 200
         proxy.stop()  # the log is complete once the process is gone
@@ -46,13 +47,13 @@ def test_log_line_says_which_engine_blocks(
 def test_lean_launcher_flag_and_bad_choice(backend: Backend) -> None:
     lean = (sys.executable, str(REPO / "scripts" / "corsgate"), "serve")
     extra = ["--cors-mode", "report", "--cors-browsers", "firefox"]
-    with Proxy(str(SEED), mode=f"reverse:{backend.url}", extra=extra, launcher=lean) as proxy:
+    with Proxy(str(SEED), mode=f"reverse:{backend.url}", extra=extra, launcher=lean, timeout=STARTUP) as proxy:
         http("OPTIONS", proxy.url + PNA_PATH, PNA_HEADERS)
         proxy.stop()
         assert "CORS blocked" not in proxy.log()
     for launcher in (None, lean):
         rc, out = run_to_exit(["-s", str(REPO / "addon" / "cors_gateway.py"), "--set", "cors_browsers=netscape"],
-                              launcher=launcher)
+                              STARTUP, launcher=launcher)
         assert rc == 1 and "unknown browser engine 'netscape'" in out, out
 
 

@@ -20,7 +20,7 @@ PAGE = "http://localhost:5173"
 # A Private Network Access preflight (Chromium's alone) that the backend answers with CORS headers but
 # without Access-Control-Allow-Private-Network: Chrome blocks it, Firefox and Safari never ask.
 PNA_PATH = "/simple?header=Access-Control-Allow-Origin:*&header=Access-Control-Allow-Methods:PUT"
-STARTUP = 60.0  # seconds: on a loaded 2-core host two launchers at once have needed more than the default 20
+STARTUP = 60.0  # seconds, bounded: this suite shares a loaded 2-core host with others
 PNA_HEADERS = {"Origin": PAGE, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Private-Network": "true"}
 
 

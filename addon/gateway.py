@@ -24,6 +24,7 @@ from types import MappingProxyType
 from mitmproxy import command, ctx, exceptions, flow, http
 from mitmproxy.net.http import status_codes
 from mitmproxy.log import ALERT
+from mitmproxy.proxy.mode_specs import ReverseMode
 
 from addon import verdict
 from addon.core import rawheaders
@@ -232,6 +233,7 @@ class CorsGateway:
         self.mode = "enforce"
         self.reload = True
         self.force_lazy = True
+        self.browsers: tuple[str, ...] = verdict.ENGINES
         self._signature: tuple[int, ...] | None = None
         self._pending: dict[str, Decision] = {}
         self._decisions: dict[RequestFacts, Decision] = {}  # of the active engine; emptied by _swap
@@ -256,6 +258,11 @@ class CorsGateway:
             "cors_force_lazy", str, "true",
             "Set connection_strategy=lazy so an unreachable upstream is answered with a CORS-readable 502 (true/false).",
         )
+        loader.add_option(
+            "cors_browsers", str, ",".join(verdict.ENGINES),
+            "The browser engines whose verdicts count, comma-separated (chromium, firefox, webkit; chrome and "
+            "safari name them too): a flow is marked and logged as blocked when any of them blocks it.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         try:
@@ -265,6 +272,8 @@ class CorsGateway:
                 self.reload = parse_flag("cors_reload", ctx.options.cors_reload)
             if "cors_force_lazy" in updated:
                 self.force_lazy = parse_flag("cors_force_lazy", ctx.options.cors_force_lazy)
+            if "cors_browsers" in updated:
+                self.browsers = verdict.parse_engines(ctx.options.cors_browsers)
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from e
         if "cors_policy" in updated:
@@ -457,12 +466,14 @@ class CorsGateway:
             return
         if diagnosis.kind in ("same-origin", "no-origin", "no-cors"):
             return
-        summary = diagnosis.summary()
+        browsers = self.browsers
+        summary = diagnosis.summary(browsers)
         trail = f.metadata.get("corsgate.trail")
         decided_by = f" [{trail[0]}]" if trail else ""
         f.metadata["corsgate.verdict"] = summary
-        f.comment = f"CORS {diagnosis.kind}: {summary}{decided_by}"
-        if diagnosis.blocked:
+        note = flow_note(f, diagnosis, browsers)
+        f.comment = f"CORS {diagnosis.kind}: {summary}{decided_by}" + (f" (note: {note})" if note else "")
+        if diagnosis.blocked_in(browsers):
             f.marked = BLOCKED_MARK
             logger.warning(
                 "CORS blocked: %s %s from origin %s: %s%s",
@@ -504,18 +515,49 @@ class CorsGateway:
 
     @command.command("cors.explain")
     def explain(self, flows: Sequence[flow.Flow]) -> str:
-        """The verdict and the decision trail of each flow."""
+        """The verdict of each chosen browser engine, its notes, and the decision trail of each flow."""
         lines = []
         for f in flows:
             if not isinstance(f, http.HTTPFlow):
                 continue
             lines.append(f"{f.request.method} {f.request.pretty_url}")
             lines.append(f"  verdict: {f.metadata.get('corsgate.verdict', 'not cross-origin, or not diagnosed')}")
+            lines += [f"  {line}" for line in self._engine_lines(f)]
             for step in f.metadata.get("corsgate.trail", ["no API matched, or report mode: nothing was changed"]):
                 lines.append(f"  - {step}")
         text = "\n".join(lines)
         logging.log(ALERT, text)
         return text
+
+    def _engine_lines(self, f: http.HTTPFlow) -> list[str]:
+        """Each chosen engine's verdict on the flow and its notes, judged again from the flow (rarely asked)."""
+        if f.response is not None:
+            diagnosis = verdict.diagnose(f.request.method, f.request.headers.items(True), f.response.status_code,
+                                         f.response.headers.items(True))
+        elif f.error is not None:
+            diagnosis = verdict.diagnose(f.request.method, f.request.headers.items(True), 502, ())
+        else:
+            return []
+        if diagnosis.kind in ("same-origin", "no-origin", "no-cors"):
+            return []
+        lines = []
+        for engine in self.browsers:
+            judged = diagnosis.verdict_in(engine)
+            key = verdict.message_key(judged, engine)
+            lines.append(f"{verdict.NAMES[engine]}: {diagnosis.summary((engine,))}" + (f" [{key}]" if key else ""))
+            lines += [f"  note: {note}" for note in judged.notes]
+        note = flow_note(f, diagnosis, self.browsers)
+        return lines + ([f"note: {note}"] if note else [])
+
+
+def flow_note(f: http.HTTPFlow, diagnosis: verdict.Diagnosis, browsers: Sequence[str]) -> str:
+    """What no exchange's verdict shows: Safari refuses an HTTPS page's request to the address this flow
+    reached over http:// (loopback or private) before CORS, so only other browsers' flows get here."""
+    if "webkit" not in browsers or not diagnosis.origin.startswith("https://") or f.client_conn.tls_established:
+        return ""
+    reverse = isinstance(f.client_conn.proxy_mode, ReverseMode)
+    host = f.client_conn.sockname[0] if reverse and f.client_conn.sockname else f.request.host
+    return verdict.MIXED_CONTENT_NOTE if verdict.blocked_as_mixed_content(diagnosis.origin, "http", host) else ""
 
 
 def loggable(text: str, limit: int = LOGGED_VALUE_MAX) -> str:

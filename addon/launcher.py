@@ -48,6 +48,7 @@ CORS_FLAGS = {  # flag: (the addon's option, metavar)
     "--cors-mode": ("cors_mode", "MODE"),
     "--cors-reload": ("cors_reload", "BOOL"),
     "--cors-force-lazy": ("cors_force_lazy", "BOOL"),
+    "--cors-browsers": ("cors_browsers", "LIST"),
 }
 
 

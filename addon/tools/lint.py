@@ -32,6 +32,7 @@ from addon.core.policy import (
     parse_policy,
 )
 from addon.core.routing import Router, parse_path, route_signature
+from addon.verdict import blocked_as_mixed_content, chromium, firefox, webkit
 
 Severity = Literal["error", "warning"]
 
@@ -58,14 +59,21 @@ RULES: dict[str, tuple[Severity, str]] = {
     "resp-header-not-exposed": ("warning", "a header a set_resp_headers plug-in adds that the API's CORS does not expose"),
     "preflight-unanswered": ("warning", "a CORS-enabled API with no OPTIONS API or CORS plug-in in its group and protocol"),
     "options-api-unmatched": ("warning", "an OPTIONS API whose group or protocol matches no CORS-enabled API"),
+    # issue 19: where the browser engines differ
+    "max-age-over-safari-cap": ("warning", "max_age above Safari's 600 s cap (up to Chromium's 7200 s)"),
+    "wildcard-uncached-in-firefox": ("warning", "a literal '*' in allow_methods/allow_headers: Firefox preflights "
+                                     "every request"),
+    "https-origin-to-http-local-api": ("warning", "https origins allowed on an API on a loopback or private host: "
+                                       "Safari blocks those pages' http:// calls as mixed content"),
 }
 _PROTOCOLS = {"HTTP": (False,), "HTTPS": (True,), "BOTH": (False, True)}
 # Response headers a page reads cross-origin without Access-Control-Expose-Headers (Fetch: CORS-safelisted).
 SAFELISTED_RESPONSE = frozenset({"cache-control", "content-language", "content-length", "content-type", "expires",
                                  "last-modified", "pragma"})
 
-CHROMIUM_MAX_AGE = 7200
-FIREFOX_MAX_AGE = 86400
+CHROMIUM_MAX_AGE = chromium.MAX_AGE
+FIREFOX_MAX_AGE = firefox.MAX_AGE
+SAFARI_MAX_AGE = webkit.MAX_AGE
 # Suffixes under which anyone can get a host: a wildcard over one admits strangers' sites. Examples only;
 # the Public Suffix List (https://publicsuffix.org) is the full story.
 SHARED_SUFFIXES = frozenset({
@@ -191,6 +199,7 @@ def _issues(policy: Policy) -> Iterator[_Issue]:
     yield from _shadowed(policy)
     yield from _unexposed_headers(policy)
     yield from _group_and_protocol(policy)
+    yield from _mixed_content_issues(policy)
 
 
 def _content_issues(loc: tuple[Any, ...], content: CorsContent) -> Iterator[_Issue]:
@@ -219,17 +228,59 @@ def _content_issues(loc: tuple[Any, ...], content: CorsContent) -> Iterator[_Iss
         yield _Issue(
             "max-age-over-cap", (*loc, "max_age"),
             f"max_age {content.max_age} is sent as configured, but Chromium caches a preflight for at most "
-            f"{CHROMIUM_MAX_AGE} s ({beyond}), so browsers ask again sooner than it says",
+            f"{CHROMIUM_MAX_AGE} s ({beyond}, Safari at {SAFARI_MAX_AGE} s), so browsers ask again sooner than it says",
             f"set max_age: {CHROMIUM_MAX_AGE} or less",
         )
+    yield from _engine_issues(loc, content)
     names = {h.lower() for h in content.allow_headers}
     if "*" in names and "authorization" not in names and not content.allow_credentials:
         yield _Issue(
             "authorization-under-wildcard", (*loc, "allow_headers"),
-            "'*' never covers Authorization under the Fetch Standard: Chromium 156 still lets it pass, "
-            "browsers that follow the standard refuse the preflight of a request that sends it",
+            "'*' never covers Authorization under the Fetch Standard: Chromium 156 and Safari still let it pass, "
+            "Firefox warns that it will stop, browsers that follow the standard refuse the preflight of a request "
+            "that sends it",
             "list Authorization by name next to the '*' (allow_headers: '*,Authorization')",
         )
+
+
+def _engine_issues(loc: tuple[Any, ...], content: CorsContent) -> Iterator[_Issue]:
+    """Where the engines differ (issue 19): Safari's short preflight cache, Firefox's uncached '*'."""
+    if content.max_age is not None and SAFARI_MAX_AGE < content.max_age <= CHROMIUM_MAX_AGE:
+        yield _Issue(
+            "max-age-over-safari-cap", (*loc, "max_age"),
+            f"max_age {content.max_age} is sent as configured, but Safari caches a preflight for at most "
+            f"{SAFARI_MAX_AGE} s, so Safari users' pages preflight again every {SAFARI_MAX_AGE // 60} minutes",
+            f"set max_age: {SAFARI_MAX_AGE} if Safari's cache should match the others', or silence this where "
+            "the longer cache in Chrome and Firefox is what is meant",
+        )
+    # With credentials corsgate echoes the request's method and headers; without, it sends the '*' itself.
+    wildcards = [f for f in ("allow_methods", "allow_headers") if "*" in getattr(content, f)]
+    if wildcards and not content.allow_credentials and content.max_age != 0:
+        yield _Issue(
+            "wildcard-uncached-in-firefox", (*loc, wildcards[0]),
+            f"'*' in {' and '.join(wildcards)} is sent literally, and Firefox never caches a preflight answered "
+            "with a literal '*': every non-simple request from Firefox is preceded by a preflight",
+            f"list the methods and headers the pages use by name in {' and '.join(wildcards)}",
+        )
+
+
+def _mixed_content_issues(policy: Policy) -> Iterator[_Issue]:
+    """APIs on a loopback or private host whose CORS plug-in admits https pages: Safari never lets those
+    pages reach the API over http:// (mixed content), whatever the CORS answer."""
+    for i, api in enumerate(policy.apis):
+        name = _cors_plugin(policy, api.plugins)
+        if name is None or api.host is None or not blocked_as_mixed_content("https://x", "http", api.host):
+            continue
+        allowed = policy.plugins[name].content.allow_origin
+        https = [entry for entry in allowed if entry == "*" or entry.startswith("https://")]
+        if https:
+            yield _Issue(
+                "https-origin-to-http-local-api", ("apis", i, "host"),
+                f"API {api.name!r} is on {api.host}, a loopback or private host, and plug-in {name!r} allows "
+                f"{https[0]!r}: if the gateway serves it over http://, Safari blocks those https pages' requests as "
+                "mixed content before CORS (Chrome and Firefox allow loopback), and nothing reaches the gateway",
+                "serve the gateway over https:// for https pages, or call it from an http:// page in development",
+            )
 
 
 def _origin_issues(loc: tuple[Any, ...], entry: str) -> Iterator[_Issue]:

@@ -1,8 +1,10 @@
-"""Browser simulation: would Chromium accept this exchange, and if not, what does its console say?
+"""Browser simulation: would Chromium, Firefox and WebKit accept this exchange, and if not, why?
 
 This module runs the Fetch Standard's CORS check and CORS-preflight fetch (https://fetch.spec.whatwg.org)
-the way Chromium implements them, on an exchange as the proxy saw it, and answers `ok` or the first
-failing rule in the words Chrome prints after "... has been blocked by CORS policy: ".
+once, the way Chromium implements them, on an exchange as the proxy saw it, and answers `ok` or the first
+failing rule. Where Firefox or WebKit differ (chromium.py, firefox.py and webkit.py say how), the verdict
+is derived from that judgement, not judged again. Each verdict words itself in its engine's language
+only when asked (`Verdict.message`, `console_text`), so a flow nobody reads costs no text.
 
 It is the judge of what cors.py produces, so it shares none of its logic (only the field-list syntax of
 fields.py) and imports nothing from mitmproxy.
@@ -27,9 +29,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from addon.core.fields import is_token, split_list
+from addon.verdict import chromium, firefox, webkit
+from addon.verdict.text import header_bytes as _bytes
 
 Headers = Sequence[tuple[str, str]]
 
@@ -57,49 +61,11 @@ PRIVATE_NETWORK_NOTE = (
     "replaced it with Local Network Access, a permission prompt no response header can satisfy"
 )
 
-PREFLIGHT_PREFIX = "Response to preflight request doesn't pass access control check: "
-
-# Chrome's words per rule, "{}" for the hints it quotes. On a preflight, the CORS check's messages and the
-# preflight's own ones start with PREFLIGHT_PREFIX; the allow-list messages do not (Chrome's IsPreflightError).
-_CHECK_MESSAGES = {
-    "acao-missing": "No 'Access-Control-Allow-Origin' header is present on the requested resource.",
-    "acao-multiple": "The 'Access-Control-Allow-Origin' header contains multiple values '{}', but only one is allowed.",
-    "acao-invalid": "The 'Access-Control-Allow-Origin' header contains the invalid value '{}'.",
-    "acao-mismatch": "The 'Access-Control-Allow-Origin' header has a value '{}' that is not equal to "
-    "the supplied origin.",
-    "acao-wildcard-credentials": "The value of the 'Access-Control-Allow-Origin' header in the response must not be "
-    "the wildcard '*' when the request's credentials mode is 'include'.",
-    "acac-not-true": "The value of the 'Access-Control-Allow-Credentials' header in the response is '{}' which must "
-    "be 'true' when the request's credentials mode is 'include'.",
-}
-_PREFLIGHT_MESSAGES = {
-    "preflight-redirect": "Redirect is not allowed for a preflight request.",
-    "preflight-status": "It does not have HTTP ok status.",
-    "pna-missing": "No 'Access-Control-Allow-Private-Network' header was present in the preflight response for this "
-    "private network request targeting the `{}` address space.",
-    # The two spaces before "not" are Chromium's.
-    "pna-invalid": "The 'Access-Control-Allow-Private-Network' header in the preflight response for this private "
-    "network request targeting the `{}` address space had a value of '{}',  not 'true'.",
-}
-_MESSAGES = {
-    **_CHECK_MESSAGES,
-    **{rule: PREFLIGHT_PREFIX + text for rule, text in _PREFLIGHT_MESSAGES.items()},
-    "acam-parse": "Cannot parse Access-Control-Allow-Methods response header field in preflight response.",
-    "acah-parse": "Cannot parse Access-Control-Allow-Headers response header field in preflight response.",
-    "method-not-allowed": "Method {} is not allowed by Access-Control-Allow-Methods in preflight response.",
-    "header-not-allowed": "Request header field {} is not allowed by Access-Control-Allow-Headers "
-    "in preflight response.",
-}
-
-# The tails Chrome appends to some messages, depending on what started the request.
-_FETCH_TAIL = " Have the server send the header with a valid value."
-_XHR_TAIL = (
-    " The credentials mode of requests initiated by the XMLHttpRequest is controlled by the withCredentials attribute."
-)
-_TAILS = {
-    "fetch": frozenset({"acao-multiple", "acao-invalid", "acao-mismatch"}),
-    "xmlhttprequest": frozenset({"acao-wildcard-credentials", "acac-not-true"}),
-}
+ENGINES = ("chromium", "firefox", "webkit")
+_WORDING = {"chromium": chromium, "firefox": firefox, "webkit": webkit}
+NAMES = {engine: module.NAME for engine, module in _WORDING.items()}
+"""The engines by the names users know them by: Chrome, Firefox, Safari."""
+_INDEX = {engine: i for i, engine in enumerate(ENGINES)}
 
 ACAO = "access-control-allow-origin"
 ACAC = "access-control-allow-credentials"
@@ -107,6 +73,7 @@ ACAM = "access-control-allow-methods"
 ACAH = "access-control-allow-headers"
 ACEH = "access-control-expose-headers"
 ACAPN = "access-control-allow-private-network"
+ACMA = "access-control-max-age"
 
 # Fetch "normalize": only these are upper-cased by browsers; `patch` stays `patch`.
 _NORMALIZED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})
@@ -157,24 +124,35 @@ _TO_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVW
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What the browser concludes about one exchange in one credentials mode."""
+    """What one engine concludes about one exchange in one credentials mode."""
 
     ok: bool
     rule: str
-    """Stable short id of the failing rule, "ok" when nothing failed."""
-    message: str
-    """Chrome's console text after "... has been blocked by CORS policy: ", without the initiator's tail
-    (see `console_text`); empty when ok."""
+    """Stable short id of the failing rule, "ok" when nothing failed; engine-neutral where the engines agree."""
+    hints: tuple[str, ...] = ()
+    """What the message quotes (a header value, a method, a header name), as received."""
     notes: tuple[str, ...] = ()
-    """Remarks that do not change the outcome here but may elsewhere."""
+    """Remarks that do not change the outcome here but may elsewhere (another engine, a later request)."""
+    engine: str = "chromium"
+    preflight: bool = False
+    """Judged on a preflight response."""
+    status: int = 0
+    origin: str = ""
+
+    @property
+    def message(self) -> str:
+        """The engine's words, built when asked: Chrome's text after "... has been blocked by CORS policy: "
+        (without the initiator's tail), Firefox's reason, WebKit's console line; empty when ok."""
+        return "" if self.ok else _WORDING[self.engine].message(self)
 
 
-OK = Verdict(True, "ok", "")
+OK = Verdict(True, "ok")
 
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
-    """Both credentials modes of one flow, since a proxy cannot always tell which one the page used."""
+    """Both credentials modes of one flow, since a proxy cannot always tell which one the page used,
+    for every engine."""
 
     kind: str
     """One of: preflight, actual, same-origin, no-origin, no-cors (navigations, <img> and the like may
@@ -182,36 +160,111 @@ class Diagnosis:
     credentials: bool | None
     """True if the request shows credentials (a Cookie), None if it cannot be told (always for preflights)."""
     without_credentials: Verdict
+    """Chromium's, as `engines[0]`."""
     with_credentials: Verdict
+    engines: tuple[tuple[Verdict, Verdict], ...] = ()
+    """(without, with credentials) per engine of ENGINES; empty: every engine as Chromium."""
+    origin: str = ""
+    _shown: dict[tuple[str, ...], tuple[str, bool]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """(summary, blocked) per choice of engines, built when first asked: a remembered diagnosis serves
+    the same exchange again and again (diagnose_raw), and its line is the same each time."""
 
     @property
     def verdict(self) -> Verdict:
-        """The verdict for the mode the request used; a default fetch() sends no credentials."""
+        """Chromium's verdict for the mode the request used; a default fetch() sends no credentials."""
         return self.with_credentials if self.credentials else self.without_credentials
 
     @property
     def blocked(self) -> bool:
+        """Whether Chromium blocks it; `blocked_in` asks about other engines."""
         return not self.verdict.ok
 
-    def summary(self) -> str:
-        """One line; both modes when the mode is unknown and they differ."""
-        chosen = _describe(self.verdict)
-        if self.credentials is not None:
-            return chosen
-        other = _describe(self.with_credentials)
-        return chosen if other == chosen else f"{chosen} (with credentials: {other})"
+    def modes(self, engine: str) -> tuple[Verdict, Verdict]:
+        """One engine's verdicts, without and with credentials."""
+        return self.engines[_INDEX[engine]] if self.engines else (self.without_credentials, self.with_credentials)
+
+    def verdict_in(self, engine: str) -> Verdict:
+        return self.modes(engine)[1 if self.credentials else 0]
+
+    def blocked_in(self, engines: Sequence[str]) -> bool:
+        """Whether any of these engines blocks it in the mode the request used."""
+        return self._line(tuple(engines))[1]
+
+    def summary(self, engines: Sequence[str] = ("chromium",)) -> str:
+        """One line for these engines; both modes when the mode is unknown and they differ. Engines that
+        agree read as one verdict; where they differ, it says which blocks and why."""
+        return self._line(tuple(engines))[0]
+
+    def _line(self, engines: tuple[str, ...]) -> tuple[str, bool]:
+        shown = self._shown.get(engines)
+        if shown is None:
+            mode = 1 if self.credentials else 0
+            pairs = [self.modes(engine) for engine in engines]
+            chosen = _describe(engines, [pair[mode] for pair in pairs])
+            if self.credentials is None:
+                other = _describe(engines, [pair[1] for pair in pairs])
+                chosen = chosen if other == chosen else f"{chosen} (with credentials: {other})"
+            shown = self._shown[engines] = (chosen, any(not pair[mode].ok for pair in pairs))
+        return shown
 
 
-def _describe(verdict: Verdict) -> str:
-    return "ok" if verdict.ok else f"blocked: {verdict.message}"
+def _describe(engines: Sequence[str], verdicts: Sequence[Verdict]) -> str:
+    blocked = [(engine, v) for engine, v in zip(engines, verdicts) if not v.ok]
+    if not blocked:
+        return "ok"
+    if len(blocked) == len(verdicts):
+        return f"blocked: {blocked[0][1].message}"
+    passing = [engine for engine, v in zip(engines, verdicts) if v.ok]
+    return "; ".join([*(f"blocked in {NAMES[engine]}: {v.message}" for engine, v in blocked),
+                      f"ok in {engine_names(passing)}"])
 
 
-def console_text(verdict: Verdict, initiator: str = "fetch") -> str:
-    """The message as Chrome's console ends it for requests started by `initiator` ("fetch" or
-    "xmlhttprequest"): Chrome appends a hint to some messages, depending on the initiator."""
-    if verdict.rule in _TAILS.get(initiator, ()):
-        return verdict.message + (_FETCH_TAIL if initiator == "fetch" else _XHR_TAIL)
-    return verdict.message
+_ALIASES = {"chrome": "chromium", "safari": "webkit"}
+
+
+def parse_engines(value: str) -> tuple[str, ...]:
+    """A comma-separated choice of engines ("chromium,webkit"; Chrome and Safari by those names too), in
+    ENGINES order; ValueError when empty or unknown."""
+    chosen = set()
+    for item in value.split(","):
+        name = item.strip().lower()
+        if name:
+            engine = _ALIASES.get(name, name)
+            if engine not in ENGINES:
+                raise ValueError(f"unknown browser engine {item.strip()!r}: choose from {', '.join(ENGINES)}")
+            chosen.add(engine)
+    if not chosen:
+        raise ValueError(f"choose at least one browser engine of {', '.join(ENGINES)}")
+    return tuple(engine for engine in ENGINES if engine in chosen)
+
+
+def engine_names(engines: Sequence[str]) -> str:
+    """"Chrome", "Chrome and Firefox", "Chrome, Firefox and Safari"."""
+    names = [NAMES[engine] for engine in engines]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def console_text(
+    verdict: Verdict, initiator: str = "fetch", engine: str | None = None, url: str = "", status: int | None = None
+) -> str:
+    """The console text of `engine` (default: the verdict's own, Chromium unless judged for another) for a
+    request to `url` started by `initiator` ("fetch" or "xmlhttprequest"); "" when the console stays silent.
+
+    chromium: the text after "... has been blocked by CORS policy: ", with the tail Chrome appends to some
+    messages depending on the initiator. firefox: the console's whole errorMessage ("Cross-Origin Request
+    Blocked: ... (Reason: ...). Status code: N."), or its warning on a verdict that passes with one. webkit:
+    the line it writes ("Origin O is not allowed by Access-Control-Allow-Origin. Status code: N").
+    `status` replaces the verdict's status where the text quotes it.
+    """
+    return _WORDING[engine or verdict.engine].console_text(verdict, initiator, url, status)
+
+
+def message_key(verdict: Verdict, engine: str = "firefox") -> str:
+    """Firefox's message key (the nsIScriptError category) for this verdict; "" if Firefox logs nothing,
+    and for the engines that have no keys."""
+    return firefox.message_key(verdict) if engine == "firefox" else ""
 
 
 # -- request side ------------------------------------------------------------------------------------
@@ -312,9 +365,13 @@ def _is_simple_range(value: str) -> bool:
 # -- response side -----------------------------------------------------------------------------------
 
 
-def check_actual(origin: str, status: int, response_headers: Headers, credentials: bool) -> Verdict:
-    """The CORS check on a response to a cross-origin request (any status: errors are shared too)."""
-    return _check_actual(origin, status, _combine(response_headers), credentials)
+def check_actual(
+    origin: str, status: int, response_headers: Headers, credentials: bool, *, engine: str = "chromium"
+) -> Verdict:
+    """The CORS check on a response to a cross-origin request (any status: errors are shared too), as
+    `engine` makes it."""
+    fields = _combine(response_headers)
+    return _derive(_check_actual(origin, status, fields, credentials), engine, fields, _repeated_acao(response_headers))
 
 
 def _check_actual(origin: str, status: int, fields: dict[str, str], credentials: bool) -> Verdict:
@@ -326,8 +383,8 @@ def _check_actual(origin: str, status: int, fields: dict[str, str], credentials:
         )
     failure = _cors_check(origin, fields, credentials)
     if failure is not None:
-        return _blocked(*failure, notes=notes)
-    return Verdict(True, "ok", "", notes)
+        return Verdict(False, failure[0], failure[1:], notes, status=status, origin=origin)
+    return Verdict(True, "ok", (), notes) if notes else OK
 
 
 def check_preflight(
@@ -340,17 +397,20 @@ def check_preflight(
     private_network: bool = False,
     *,
     address_space: str = "local",
+    engine: str = "chromium",
 ) -> Verdict:
-    """The CORS-preflight fetch's checks on a preflight response, in Chromium's order.
+    """The CORS-preflight fetch's checks on a preflight response, as `engine` makes them.
 
     `method` is the actual request's (Access-Control-Request-Method), `request_header_names` the names in
-    Access-Control-Request-Headers, `credentials` the actual request's credentials mode. `address_space`
-    only words the Private Network Access message ("local" was loopback, "private" RFC 1918 in Chromium's
-    naming of that time).
+    Access-Control-Request-Headers, `credentials` the actual request's credentials mode. `private_network`
+    and `address_space` are Chromium's Private Network Access ("local" was loopback, "private" RFC 1918 in
+    Chromium's naming of that time); the other engines never sent such preflights.
     """
     fields = _combine(response_headers)
-    names = request_header_names
-    return _check_preflight(origin, method, names, status, fields, credentials, private_network, address_space)
+    judged = _check_preflight(origin, method, request_header_names, status, fields, credentials, private_network,
+                              address_space)
+    repeated = _repeated_acao(response_headers)
+    return _derive(judged, engine, fields, repeated, method, request_header_names, credentials)
 
 
 def _check_preflight(
@@ -363,29 +423,46 @@ def _check_preflight(
     private_network: bool,
     address_space: str,
 ) -> Verdict:
+    """Chromium's order: a redirect fails first, then the CORS check, the status, Private Network Access,
+    parsing and checking the allow lists."""
     if status in _REDIRECT_STATUSES and fields.get("location"):
-        return _blocked("preflight-redirect")
+        return Verdict(False, "preflight-redirect", (), (), preflight=True, status=status, origin=origin)
     failure = _cors_check(origin, fields, credentials)
     if failure is not None:
-        return _blocked(*failure, prefix=PREFLIGHT_PREFIX)
+        return Verdict(False, failure[0], failure[1:], (), preflight=True, status=status, origin=origin)
     if not 200 <= status <= 299:
-        return _blocked("preflight-status")
+        return Verdict(False, "preflight-status", (), (), preflight=True, status=status, origin=origin)
 
-    notes: list[str] = []
     if private_network:
-        notes.append(PRIVATE_NETWORK_NOTE)
+        notes = (PRIVATE_NETWORK_NOTE,)
         allow_private_network = fields.get(ACAPN)
         if allow_private_network is None:
-            return _blocked("pna-missing", address_space, notes=notes)
+            return Verdict(False, "pna-missing", (address_space,), notes, preflight=True, status=status, origin=origin)
         if allow_private_network != "true":
-            return _blocked("pna-invalid", address_space, allow_private_network, notes=notes)
+            hints = (address_space, allow_private_network)
+            return Verdict(False, "pna-invalid", hints, notes, preflight=True, status=status, origin=origin)
+    verdict = _check_lists(method, request_header_names, fields, credentials, CHROMIUM_AUTHORIZATION_WILDCARD_ENFORCED)
+    if private_network:
+        return Verdict(verdict.ok, verdict.rule, verdict.hints, (PRIVATE_NETWORK_NOTE, *verdict.notes), preflight=True)
+    return verdict
+
+
+def _check_lists(
+    method: str, request_header_names: Sequence[str], fields: dict[str, str], credentials: bool,
+    enforce_authorization: bool,
+) -> Verdict:
+    """Parsing Access-Control-Allow-Methods/-Headers and checking the method and the headers against them."""
+    notes: list[str] = []
+
+    def blocked(rule: str, *hints: str) -> Verdict:
+        return Verdict(False, rule, hints, tuple(notes), preflight=True)
 
     methods = _allow_list(fields.get(ACAM))
     if methods is None:
-        return _blocked("acam-parse", notes=notes)
+        return blocked("acam-parse", fields.get(ACAM, ""))
     allowed_headers = _allow_list(fields.get(ACAH))
     if allowed_headers is None:
-        return _blocked("acah-parse", notes=notes)
+        return blocked("acah-parse", fields.get(ACAH, ""))
 
     method = normalize_method(method)
     if not (method in _SAFELISTED_METHODS or method in methods or (not credentials and "*" in methods)):
@@ -394,20 +471,84 @@ def _check_preflight(
                 f"methods compare case-sensitively: {method} is not listed, only another spelling of it; "
                 "browsers upper-case only DELETE, GET, HEAD, OPTIONS, POST and PUT"
             )
-        return _blocked("method-not-allowed", method, notes=notes)
+        return blocked("method-not-allowed", method)
 
     allowed = {_lower(name) for name in allowed_headers}
     names = sorted({_lower(name.strip(" \t")) for name in request_header_names} - {""})
     if not credentials and "*" in allowed:
         if "authorization" in names and "authorization" not in allowed:
             notes.append(AUTHORIZATION_NOTE)
-            if CHROMIUM_AUTHORIZATION_WILDCARD_ENFORCED:
-                return _blocked("header-not-allowed", "authorization", notes=notes)
+            if enforce_authorization:
+                return blocked("header-not-allowed", "authorization")
     else:
         for name in names:
             if name not in allowed:
-                return _blocked("header-not-allowed", name, notes=notes)
-    return Verdict(True, "ok", "", tuple(notes))
+                return blocked("header-not-allowed", name)
+    return Verdict(True, "ok", (), tuple(notes), preflight=True)
+
+
+# -- where the other engines differ ------------------------------------------------------------------
+
+_ACAO_RULES = frozenset({"acao-multiple", "acao-invalid", "acao-mismatch"})
+# What a preflight can fail on before its status is looked at, in Chromium's order.
+_BEFORE_STATUS = _ACAO_RULES | {"preflight-redirect", "acao-missing", "acao-wildcard-credentials", "acac-not-true"}
+_ENGINE_NOTES = {  # Chromium's note -> each engine's
+    "firefox": {AUTHORIZATION_NOTE: firefox.AUTHORIZATION_NOTE, PRIVATE_NETWORK_NOTE: ""},
+    "webkit": {AUTHORIZATION_NOTE: webkit.AUTHORIZATION_NOTE, PRIVATE_NETWORK_NOTE: ""},
+}
+
+
+def _derive(
+    judged: Verdict, engine: str, fields: dict[str, str], repeated_acao: bool,
+    method: str = "", request_header_names: Sequence[str] = (), credentials: bool = False,
+) -> Verdict:
+    """`judged` (Chromium's judgement) as `engine` concludes on the same exchange: the engine modules say
+    where they differ; the rules are not run again, but for the allow lists of a preflight that failed
+    on what only Chromium checks (Private Network Access, Authorization under *)."""
+    module = _WORDING[engine]
+    if engine == "chromium":
+        return _with_cache_notes(judged, engine, fields)
+    if judged.preflight and not judged.ok and (
+        judged.rule.startswith("pna-") or (judged.rule == "header-not-allowed" and AUTHORIZATION_NOTE in judged.notes)
+    ):
+        judged = _check_lists(method, request_header_names, fields, credentials, False)
+    rule, hints = judged.rule, judged.hints
+    status_first = judged.preflight and module.PREFLIGHT_STATUS_FIRST and not 200 <= judged.status <= 299
+    if status_first and rule in _BEFORE_STATUS:
+        rule, hints = "preflight-status", ()
+    elif rule in _ACAO_RULES:
+        separators = module.ACAO_LIST_SEPARATORS
+        multiple = any(c in hints[0] for c in separators) if separators else repeated_acao
+        rule, hints = ("acao-multiple", hints) if multiple else ("acao-mismatch", hints)
+    mapped = _ENGINE_NOTES[engine]
+    notes = tuple(mapped.get(note, note) for note in judged.notes if mapped.get(note, note))
+    derived = Verdict(rule == "ok", rule, hints, notes, engine, judged.preflight, judged.status, judged.origin)
+    return _with_cache_notes(derived, engine, fields)
+
+
+def _with_cache_notes(v: Verdict, engine: str, fields: dict[str, str]) -> Verdict:
+    """An ok preflight's notes on how long `engine` caches it: its Max-Age cap, Firefox's refusal to cache
+    an answer with a literal * in Access-Control-Allow-Methods/-Headers."""
+    if not (v.ok and v.preflight):
+        return v
+    module = _WORDING[engine]
+    notes = []
+    age = fields.get(ACMA, "")
+    if _is_digits(age) and (len(age) > 9 or int(age) > module.MAX_AGE):
+        notes.append(f"{module.NAME} caches this preflight for at most {module.MAX_AGE} s, not the {age} s of "
+                     "Access-Control-Max-Age")
+    if module.NEVER_CACHES_WILDCARD and age != "0" and (
+        "*" in (_allow_list(fields.get(ACAM)) or ()) or "*" in (_allow_list(fields.get(ACAH)) or ())
+    ):
+        notes.append(firefox.WILDCARD_NOTE)
+    if not notes:
+        return v
+    return Verdict(True, "ok", (), (*v.notes, *notes), engine, True)
+
+
+def _repeated_acao(response_headers: Headers) -> bool:
+    """More than one Access-Control-Allow-Origin field (Firefox tells that apart from a list in one)."""
+    return sum(_lower(name) == ACAO for name, _ in response_headers) > 1
 
 
 def _cors_check(origin: str, fields: dict[str, str], credentials: bool) -> tuple[str, ...] | None:
@@ -429,10 +570,6 @@ def _cors_check(origin: str, fields: dict[str, str], credentials: bool) -> tuple
     return None
 
 
-def _blocked(rule: str, *hints: str, prefix: str = "", notes: Sequence[str] = ()) -> Verdict:
-    return Verdict(False, rule, prefix + _MESSAGES[rule].format(*map(_hint, hints)), tuple(notes))
-
-
 def readable_response_headers(response_headers: Headers, credentials: bool) -> list[str]:
     """The response header names a page's script can read (sorted, lower-cased): the safelisted ones and
     those in Access-Control-Expose-Headers (`*` meaning all only without credentials), never Set-Cookie.
@@ -451,7 +588,7 @@ def readable_response_headers(response_headers: Headers, credentials: bool) -> l
 
 
 def diagnose(method: str, request_headers: Headers, status: int, response_headers: Headers) -> Diagnosis:
-    """Judge one flow as the proxy saw it, in both credentials modes."""
+    """Judge one flow as the proxy saw it, in both credentials modes, for every engine."""
     request = _combine(request_headers)
     origin = request.get("origin")
     if request.get("sec-fetch-site") == "same-origin":
@@ -462,22 +599,26 @@ def diagnose(method: str, request_headers: Headers, status: int, response_header
         return Diagnosis("no-cors", None, OK, OK)
     requested_method = request.get("access-control-request-method")
     fields = _combine(response_headers)
+    repeated = _repeated_acao(response_headers)
     if _upper(method) == "OPTIONS" and requested_method is not None:
         names = split_list(request.get("access-control-request-headers"))
         private_network = request.get("access-control-request-private-network") == "true"
-        return Diagnosis(
-            "preflight",
-            None,
-            *(
-                _check_preflight(origin, requested_method, names, status, fields, mode, private_network, "local")
-                for mode in (False, True)
-            ),
+        plain, credentialed = (
+            _check_preflight(origin, requested_method, names, status, fields, mode, private_network, "local")
+            for mode in (False, True)
         )
-    return Diagnosis(
-        "actual",
-        True if "cookie" in request else None,
-        *(_check_actual(origin, status, fields, mode) for mode in (False, True)),
+        engines = tuple(
+            (_derive(plain, engine, fields, repeated, requested_method, names, False),
+             _derive(credentialed, engine, fields, repeated, requested_method, names, True))
+            for engine in ENGINES
+        )
+        return Diagnosis("preflight", None, *engines[0], engines, origin)
+    plain, credentialed = (_check_actual(origin, status, fields, mode) for mode in (False, True))
+    engines = tuple(
+        (_derive(plain, engine, fields, repeated), _derive(credentialed, engine, fields, repeated))
+        for engine in ENGINES
     )
+    return Diagnosis("actual", True if "cookie" in request else None, *engines[0], engines, origin)
 
 
 # What `diagnose` reads: of the request these fields (a Cookie only by its presence), of the response
@@ -493,19 +634,25 @@ RawFields = Sequence[tuple[bytes, bytes]]
 def diagnose_raw(method: str, request_fields: RawFields, status: int, response_fields: RawFields) -> Diagnosis:
     """`diagnose` on raw (bytes) fields as a proxy holds them, remembered by the fields it reads:
     a page repeats the same few exchanges, and the judgement is a pure function of these."""
-    request = tuple(
-        (name, b"" if low == b"cookie" else value)
-        for name, value in request_fields
-        if (low := name.lower()) in _DIAGNOSED_REQUEST_FIELDS
-    )
-    response = tuple(
-        (name, value)
-        for name, value in response_fields
-        if (low := name.lower()).startswith(b"access-control-") or low == b"location"
-    )
-    if sum(len(k) + len(v) for k, v in request + response) > _REMEMBERED_BYTES:
-        return _diagnose_bytes(method, request, status, response)
-    return _remembered(method, request, status, response)
+    # Plain loops, the sizes summed on the way: this runs on every cross-origin flow.
+    size = 0
+    request = []
+    for name, value in request_fields:
+        low = name.lower()
+        if low in _DIAGNOSED_REQUEST_FIELDS:
+            if low == b"cookie":
+                value = b""
+            request.append((name, value))
+            size += len(name) + len(value)
+    response = []
+    for name, value in response_fields:
+        low = name.lower()
+        if low[:15] == b"access-control-" or low == b"location":
+            response.append((name, value))
+            size += len(name) + len(value)
+    if size > _REMEMBERED_BYTES:
+        return _diagnose_bytes(method, tuple(request), status, tuple(response))
+    return _remembered(method, tuple(request), status, tuple(response))
 
 
 def _diagnose_bytes(
@@ -578,18 +725,6 @@ def _parses_as_url(value: str) -> bool:
 
 def _is_port(value: str) -> bool:
     return value == "" or (len(value) <= 5 and _is_digits(value) and int(value) <= 65535)
-
-
-def _hint(value: str) -> str:
-    """Chromium's EncodeHint: printable ASCII bytes as they are, any other byte as \\u00XX."""
-    return "".join(chr(b) if 0x20 <= b <= 0x7E else f"\\u{b:04X}" for b in _bytes(value))
-
-
-def _bytes(value: str) -> bytes:
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogatepass")
 
 
 def _is_digits(value: str) -> bool:

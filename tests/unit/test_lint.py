@@ -172,7 +172,8 @@ apis:
   - {name: any, method: ANY, path: /b, plugins: [none]}
   - {name: del, method: DELETE, path: /c, plugins: [none]}
 """
-    assert [(f.rule, f.field) for f in lint(text)] == [("method-not-in-plugin", "apis[2].method")]
+    found = [(f.rule, f.field) for f in lint(text) if f.rule != "wildcard-uncached-in-firefox"]  # the star's own
+    assert found == [("method-not-in-plugin", "apis[2].method")]
 
 
 def test_reachable_overlaps_are_not_shadowed() -> None:

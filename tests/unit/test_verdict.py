@@ -460,11 +460,12 @@ def test_diagnose_actual_with_cookie_is_credentialed():
 def test_diagnose_summary_both_blocked_differently():
     d = diagnose("GET", [("Origin", ORIGIN)], 200, [acao("http://x.example")])
     assert d.summary() == f"blocked: {mismatch('http://x.example')}"
-    d = Diagnosis("actual", None, Verdict(False, "a", "A"), Verdict(False, "b", "B"))
-    assert d.summary() == "blocked: A (with credentials: blocked: B)"
-    d = Diagnosis("actual", None, Verdict(False, "a", "A"), verdict.OK)
-    assert d.summary() == "blocked: A (with credentials: ok)"
-    assert Diagnosis("actual", False, verdict.OK, Verdict(False, "b", "B")).summary() == "ok"
+    a, b = Verdict(False, "acao-missing"), Verdict(False, "acao-mismatch", ("B",))
+    d = Diagnosis("actual", None, a, b)
+    assert d.summary() == f"blocked: {MISSING} (with credentials: blocked: {mismatch('B')})"
+    d = Diagnosis("actual", None, a, verdict.OK)
+    assert d.summary() == f"blocked: {MISSING} (with credentials: ok)"
+    assert Diagnosis("actual", False, verdict.OK, b).summary() == "ok"
 
 
 def test_diagnose_options_without_acrm_is_an_actual_request():
@@ -502,7 +503,8 @@ def test_the_judge_shares_nothing_with_the_defendant():
     tree = ast.parse(Path(verdict.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    assert imported <= {"__future__", "collections.abc", "dataclasses", "functools", "addon.core.fields"}
+    assert imported <= {"__future__", "collections.abc", "dataclasses", "functools", "addon.core.fields",
+                        "addon.verdict", "addon.verdict.text"}
 
 
 # -- malformed input never raises ------------------------------------------------------------------

@@ -22,8 +22,9 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
+from addon.core.fields import is_token
 from addon.core.origins import parse_origin, parse_origin_rule
-from addon.core.policy import METHODS, Api, CorsContent, Gateway, Plugin, Policy, parse_policy
+from addon.core.policy import MAX_YAML_BYTES, METHODS, Api, CorsContent, Gateway, Plugin, Policy, parse_policy
 from addon.core.routing import parse_path
 from addon.tools.recordings import Exchange, Recording
 
@@ -49,6 +50,7 @@ _NAME_JUNK = re.compile(r"[^a-z0-9]+")
 # Reasons an exchange is read but not learned from (beside the reader's own).
 NULL_ORIGIN = "Origin null (sandboxed or file: pages; allow_null_origin is never learned)"
 BAD_ORIGIN = "Origin that is not a serialised origin"
+BAD_METHOD = "method that is not a token"
 
 
 class LearnError(Exception):
@@ -89,13 +91,17 @@ def learn(exchanges: Iterable[Exchange], recording: Recording, *, wildcards: boo
         if exchange.origin == "null":
             not_learned[NULL_ORIGIN] += 1
             continue
-        if parse_origin(exchange.origin) is None:
+        origin = parse_origin(exchange.origin)
+        if origin is None:
             not_learned[BAD_ORIGIN] += 1
+            continue
+        if not is_token(exchange.method):
+            not_learned[BAD_METHOD] += 1
             continue
         count += 1
         preflighted += exchange.preflight is not None
         failed += exchange.status is None
-        _note(hosts[exchange.host.lower()], exchange)
+        _note(hosts[exchange.host.lower()], exchange, str(origin))
     if not count:
         raise LearnError("no cross-origin exchange to learn from" + _skipped_text(recording.skipped + not_learned))
     many_hosts = len(hosts) > 1
@@ -118,17 +124,19 @@ def learn(exchanges: Iterable[Exchange], recording: Recording, *, wildcards: boo
     return Learned(policy, recording, count, preflighted, failed, not_learned)
 
 
-def _note(seen: _Host, exchange: Exchange) -> None:
-    seen.origins.add(exchange.origin)
+def _note(seen: _Host, exchange: Exchange, origin: str) -> None:
+    """Add one exchange's facts; names that are not tokens (a hostile recording's) are never learned."""
+    seen.origins.add(origin)
     method = exchange.method.upper() if exchange.method.upper() in _METHOD_ORDER else exchange.method
     seen.methods.add(method)
-    for name in exchange.unsafe_headers:
+    for name in filter(is_token, exchange.unsafe_headers):
         seen.headers.setdefault(name.lower(), _title(name))
     if exchange.credentialed:
         seen.credentials = True
     for name, _ in exchange.upstream_headers or ():
         low = name.lower()
-        if low not in _SAFELISTED_RESPONSE and low not in _NOT_EXPOSED and not low.startswith("access-control-"):
+        learnable = is_token(name) and not low.startswith("access-control-")
+        if learnable and low not in _SAFELISTED_RESPONSE and low not in _NOT_EXPOSED:
             seen.expose.setdefault(low, name)
     seen.routes[method].add(_pattern(exchange.path))
 
@@ -237,6 +245,9 @@ def render(learned: Learned, out: Path | None = None) -> str:
     yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     yaml.dump(document, stream)
     text = _header(learned, out) + stream.getvalue()
+    if len(text.encode()) > MAX_YAML_BYTES:
+        raise LearnError(f"the learned policy ({len(policy.apis)} APIs) is larger than a YAML policy may be "
+                         f"({MAX_YAML_BYTES} bytes): learn from fewer hosts, or group more paths")
     try:
         parse_policy(text, str(out or "<learned>"))
     except Exception as e:  # the writer's own fault, never the input's: say so plainly

@@ -86,10 +86,21 @@ def _actual(origin: str, status: int, headers: Sequence[tuple[str, str]], creden
     return verdict.check_actual(origin, status, list(headers), credentials)
 
 
-def _outcome(v: verdict.Verdict, stage: str, gateway: str = "") -> Outcome:
+def _outcome(v: verdict.Verdict, stage: str, gateway: str = "", other: verdict.Verdict | None = None) -> Outcome:
+    """An outcome from the judge's verdict; `other`, the verdict in credentials mode `include` where the
+    recording cannot show the mode (no cookies), becomes a note when it differs."""
+    notes = list(v.notes)
+    if other is not None and (other.ok, other.rule) != (v.ok, v.rule):
+        said = "ok" if other.ok else f"blocked: {verdict.console_text(other)}"
+        notes.append(f"no cookies recorded, so judged as credentials 'omit'; with credentials 'include': {said}")
     if v.ok:
-        return Outcome("ok", stage, "ok", "", list(v.notes), gateway)
-    return Outcome("blocked", stage, v.rule, verdict.console_text(v), list(v.notes), gateway)
+        return Outcome("ok", stage, "ok", "", notes, gateway)
+    return Outcome("blocked", stage, v.rule, verdict.console_text(v), notes, gateway)
+
+
+def _both(judge: Callable[[bool], verdict.Verdict], cookies: bool) -> tuple[verdict.Verdict, verdict.Verdict | None]:
+    """The verdict in the mode the recording shows, and in `include` too where it shows none."""
+    return judge(cookies), (None if cookies else judge(True))
 
 
 def _before(exchange: Exchange) -> Outcome:
@@ -99,14 +110,16 @@ def _before(exchange: Exchange) -> Outcome:
         if pre.status is None:
             return Outcome("unknown", "preflight", "", "the preflight has no recorded response"
                            + (f" ({pre.where}: {exchange.error})" if exchange.error else ""))
-        judged = _preflight(origin, pre.request_method, pre.request_headers, pre.status, pre.response_headers,
-                            credentials)
+        judged, other = _both(lambda mode: _preflight(origin, pre.request_method, pre.request_headers, pre.status,
+                                                      pre.response_headers, mode), credentials)
         if not judged.ok or not exchange.sent:
-            return _outcome(judged, "preflight")
+            return _outcome(judged, "preflight", other=other)
     if exchange.status is None:
         return Outcome("unknown", "actual", "", f"failed in the browser with no recorded response"
                        + (f" ({exchange.error})" if exchange.error else ""))
-    return _outcome(_actual(origin, exchange.status, exchange.response_headers, credentials), "actual")
+    status, headers = exchange.status, exchange.response_headers
+    judged, other = _both(lambda mode: _actual(origin, status, headers, mode), credentials)
+    return _outcome(judged, "actual", other=other)
 
 
 def _after(exchange: Exchange, engine: Engine, answer: Answer) -> Outcome:
@@ -121,14 +134,16 @@ def _after(exchange: Exchange, engine: Engine, answer: Answer) -> Outcome:
             upstream = _upstream(exchange.preflight.status if exchange.preflight else None,
                                  exchange.preflight.upstream_headers if exchange.preflight else None, notes, "preflight")
             report = answer(engine, "OPTIONS", url, _latin1(sent), upstream)
-            judged = _preflight(origin, method, names, *_response(report), credentials)
+            status, headers = _response(report)
+            judged, other = _both(lambda mode: _preflight(origin, method, names, status, headers, mode), credentials)
             if not judged.ok:
-                return _with_notes(_outcome(judged, "preflight", _gateway(report)), notes)
+                return _with_notes(_outcome(judged, "preflight", _gateway(report), other), notes)
         page = [(k, v) for k, v in exchange.request_headers if k.lower() in _ENGINE_HEADERS]
         upstream = _upstream(exchange.status, exchange.upstream_headers, notes, "response")
         report = answer(engine, method, url, _latin1([("Origin", origin), *page]), upstream)
-        judged = _actual(origin, *_response(report), credentials)
-        return _with_notes(_outcome(judged, "actual", _gateway(report)), notes)
+        status, headers = _response(report)
+        judged, other = _both(lambda mode: _actual(origin, status, headers, mode), credentials)
+        return _with_notes(_outcome(judged, "actual", _gateway(report), other), notes)
     except Exception as e:  # one exchange the gateway's code cannot take (a URL it refuses): said, never a crash
         return Outcome("unknown", "", "", f"cannot be replayed through the policy: {' '.join(str(e).split())[:160]}")
 
@@ -177,6 +192,8 @@ def _shows(exchange: Exchange) -> list[str]:
         out.append(f"needs a preflight ({why}); none is in the recording")
     if not exchange.sent:
         out.append("the actual request was not sent (its preflight failed) or not recorded")
+    if not exchange.cookies and (exchange.status is None or not exchange.sent):
+        out.append("the credentials mode cannot be told (no request with cookies recorded)")
     return out
 
 

@@ -82,8 +82,9 @@ class Learned:
 
 
 def learn(exchanges: Iterable[Exchange], recording: Recording, *, wildcards: bool = False,
-          max_age: int = MAX_AGE) -> Learned:
-    """The tightest policy for the exchanges; LearnError when there are none."""
+          max_age: int = MAX_AGE, credentials: bool = False) -> Learned:
+    """The tightest policy for the exchanges; LearnError when there are none. `credentials` allows them on
+    every host (a thin HAR shows no cookies)."""
     hosts: dict[str, _Host] = defaultdict(_Host)
     count = preflighted = failed = 0
     not_learned: Counter[str] = Counter()
@@ -110,6 +111,7 @@ def learn(exchanges: Iterable[Exchange], recording: Recording, *, wildcards: boo
     names: set[str] = set()
     for host in sorted(hosts):
         seen = hosts[host]
+        seen.credentials |= credentials
         plugin = _unique(f"cors-{_slug(host) or 'host'}", plugins)
         plugins[plugin] = Plugin(type="cors", content=_content(seen, wildcards, max_age))
         for method in sorted(seen.routes, key=_method_key):

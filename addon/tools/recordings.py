@@ -101,7 +101,12 @@ class Exchange:
         """The request headers a preflight names: its recorded list, else computed from the request."""
         if self.preflight is not None:
             return self.preflight.request_headers
-        return tuple(verdict.unsafe_request_headers(self.request_headers))
+        headers = self.request_headers
+        fields = {k.lower(): v.strip().lower() for k, v in headers}
+        if fields.get("pragma") == "no-cache" and fields.get("cache-control") == "no-cache":
+            # What Chromium's network stack adds below CORS for `cache: 'no-store'`: never in a preflight's list.
+            headers = tuple((k, v) for k, v in headers if k.lower() not in ("pragma", "cache-control"))
+        return tuple(verdict.unsafe_request_headers(headers))
 
 
 @dataclass

@@ -182,7 +182,7 @@ def test_thin_har_of_a_failing_app(browser_harness: BrowserHarness, upstream: Ba
 
 
 def test_check_flows_before_after_agrees_with_chromium(
-    browser_harness: BrowserHarness, upstream: Backend, tmp_path: Path
+    browser_harness: BrowserHarness, upstream: Backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = next(s for s in POLICIES if s.name == "allow-credentials")
     other = next(s for s in POLICIES if s.name == "partial-plugin")
@@ -206,14 +206,16 @@ def test_check_flows_before_after_agrees_with_chromium(
             results |= fetch_many(rig, rig.origin(which), [e for e in matrix if e.origin == which])
     assert check.returncode == (1 if any(not r.ok for r in results.values()) else 0)
 
-    compared = 0
+    compared = by_note = unseen = 0
     for e in matrix:
         row, result = rows[e.id], results[e.id]
         after = row["after"]
         note = next((n for n in after["notes"] if n.startswith("no cookies recorded")), None)
         if any("taken as a CORS-less 200" in n for n in after["notes"]) and e.behaviour.startswith("acao"):
-            continue  # the backend's own CORS on a request the recording never saw (its preflight failed)
+            unseen += 1  # the backend's own CORS on a request the recording never saw (its preflight failed)
+            continue
         if e.include and not row["cookies"]:
+            by_note += 1
             # The recording cannot show this exchange's credentials mode; the include-mode verdict is in the note.
             expected_ok = after["state"] == "ok" if note is None else note.endswith(": ok")
             assert expected_ok == result.ok, (e.describe(), row, result)
@@ -224,5 +226,9 @@ def test_check_flows_before_after_agrees_with_chromium(
         assert (after["state"] == "ok") == result.ok, (e.describe(), row, result)
         if not result.ok:
             assert after["message"] == chromium_reason(result), (e.describe(), after, result.console)
+    with capsys.disabled():
+        print(f"\nbefore -> after on {len(matrix)} exchanges: {compared} compared in the recorded credentials mode, "
+              f"{by_note} by the include-mode note, {unseen} not comparable (upstream CORS not recorded); "
+              f"summary {report['summary']}")
     assert compared >= len(matrix) // 2, compared
     assert {row["after"]["state"] for row in rows.values()} == {"ok", "blocked"}

@@ -42,7 +42,7 @@ _NOT_EXPOSED = frozenset(
 )
 _ID_SEGMENT = re.compile(
     r"[0-9]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|"
-    r"(?=[a-zA-Z]*[0-9])[0-9a-fA-F]{12,}|[A-Za-z0-9_-]{20,}"
+    r"(?=[a-zA-Z]*[0-9])[0-9a-fA-F]{12,}|(?=[A-Za-z_-]*[0-9])[A-Za-z0-9_-]{20,}"
 )
 _LITERAL = re.compile(r"[^{}\s?#]*")
 _NAME_JUNK = re.compile(r"[^a-z0-9]+")

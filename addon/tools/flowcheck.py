@@ -1,4 +1,4 @@
-"""Recorded exchanges diagnosed offline (`cors-check --flows INPUT [POLICY]`): as recorded, and before -> after a policy.
+"""Recorded exchanges diagnosed offline (`cors-check --flows INPUT [POLICY]`): as recorded, and before -> after.
 
 Before: each cross-origin exchange as the recording has it, judged by the browser's checks (addon.verdict)
 on the recorded preflight and response. After: what corsgate with POLICY would have answered (the gateway's
@@ -131,8 +131,9 @@ def _after(exchange: Exchange, engine: Engine, answer: Answer) -> Outcome:
             sent = [("Origin", origin), ("Access-Control-Request-Method", method)]
             if names:
                 sent.append(("Access-Control-Request-Headers", ",".join(names)))
-            upstream = _upstream(exchange.preflight.status if exchange.preflight else None,
-                                 exchange.preflight.upstream_headers if exchange.preflight else None, notes, "preflight")
+            pre = exchange.preflight
+            upstream = _upstream(pre.status if pre else None, pre.upstream_headers if pre else None, notes,
+                                 "preflight")
             report = answer(engine, "OPTIONS", url, _latin1(sent), upstream)
             status, headers = _response(report)
             judged, other = _both(lambda mode: _preflight(origin, method, names, status, headers, mode), credentials)

@@ -1,10 +1,11 @@
 """Recorded traffic as plain exchange records: mitmproxy flow files and HAR files, read by mitmproxy's readers.
 
-What `cors-learn` and `cors-check --flows` work on. A flow file (`mitmdump -w`) is read flow by flow with
-mitmproxy's own tnetstring reader and format migration (`mitmproxy.io.tnetstring`, `mitmproxy.io.compat`,
-what `FlowReader` uses), parsing only the fields an exchange needs; a HAR (Chromium, Firefox, Playwright's `record_har_path`) entry by entry with
-mitmproxy's own HAR reader (`mitmproxy.io.har.request_to_flow`, in 11.0 and 12.x alike), so one broken
-entry is counted instead of failing the whole file as `FlowReader` would. A preflight is paired with the
+What `cors-learn` and `cors-check --flows` work on. A flow file (`mitmdump -w`) is read flow by flow
+with mitmproxy's own tnetstring reader and format migration (`mitmproxy.io.tnetstring`,
+`mitmproxy.io.compat`, what `FlowReader` uses), parsing only the fields an exchange needs; a HAR
+(Chromium, Firefox, Playwright's `record_har_path`) entry by entry with mitmproxy's own HAR reader
+(`mitmproxy.io.har.request_to_flow`, in 11.0 and 12.x alike), so one broken entry is counted instead
+of failing the whole file as `FlowReader` would. A preflight is paired with the
 actual request that follows it (same origin, URL and method). Traffic that says nothing about CORS is
 counted by reason, never raised: no Origin, same-origin, no-cors, non-HTTP flows, broken entries.
 A file that is neither a flow file nor a HAR raises `RecordingError` with the file and where it broke.
@@ -367,7 +368,8 @@ def _pair(seen: Iterable[_Seen], recording: Recording) -> Iterator[Exchange]:
             if key in pending:  # the one before never got its request: it failed
                 yield _preflight_only(pending_at.pop(key), pending.pop(key), origin, origin_from)
             pending[key] = Preflight(
-                item.where, requested, tuple(n.lower() for n in split_list(fields.get("access-control-request-headers"))),
+                item.where, requested,
+                tuple(n.lower() for n in split_list(fields.get("access-control-request-headers"))),
                 item.status, item.response_headers, item.upstream,
             )
             pending_at[key] = item

@@ -52,7 +52,8 @@ def flows_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def good_har() -> dict[str, Any]:
     return {"log": {"version": "1.2", "pages": [{"id": "p", "title": f"{APP}/"}], "entries": [
         har_entry("OPTIONS", f"{API}/a", {"Origin": APP, "Access-Control-Request-Method": "PUT",
-                                          "Access-Control-Request-Headers": "x-a"}, 204, {"Access-Control-Allow-Origin": APP}),
+                                          "Access-Control-Request-Headers": "x-a"},
+                  204, {"Access-Control-Allow-Origin": APP}),
         har_entry("PUT", f"{API}/a", {"Origin": APP, "X-A": "1", "Cookie": "s=1"}, 200, {"X-Out": "1"}),
         har_entry("GET", f"{API}/b/1", {"Referer": f"{APP}/"}, -1, pageref="p"),
     ]}}

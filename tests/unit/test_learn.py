@@ -1,7 +1,8 @@
 """cors-learn and cors-check --flows on recordings built here (issue 17): reading, pairing, learning, diagnosing.
 
 Flow files are written with mitmproxy's own FlowWriter, HARs in the shape Chromium and Playwright write;
-the CLIs run as subprocesses, as a user runs them. Browsers recording real sessions: tests/browser/test_learn_browser.py.
+the CLIs run as subprocesses, as a user runs them. Browsers recording real sessions:
+tests/browser/test_learn_browser.py.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def session(tmp_path: Path) -> Path:
         make_flow("OPTIONS", f"{API}/users/42", {"Origin": APP, "Access-Control-Request-Method": "PUT",
                                                  "Access-Control-Request-Headers": "content-type,x-sdk-date"},
                   200, {"Access-Control-Allow-Origin": APP, "Access-Control-Allow-Credentials": "true",
-                        "Access-Control-Allow-Methods": "PUT", "Access-Control-Allow-Headers": "content-type,x-sdk-date"},
+                        "Access-Control-Allow-Methods": "PUT",
+                        "Access-Control-Allow-Headers": "content-type,x-sdk-date"},
                   answered),
         make_flow("PUT", f"{API}/users/42", {"Origin": APP, "Content-Type": "application/json", "X-Sdk-Date": "1",
                                              "Cookie": "sid=1"},

@@ -15,7 +15,9 @@ What maps to what:
   200 and `Content-Type: application/json` (the export carries neither; APIG's documented mock answers
   show both); HTTP, HTTP-VPC and FUNCTION -> the upstream;
 - the export's host/servers are ignored, as APIG's own import ignores them: the APIs match any host;
-- unmatched requests are rejected with APIG.0101, as on APIG.
+- unmatched requests are rejected with APIG.0101, as on APIG;
+- the plug-ins may also come in the export itself, under corsgate's root key `x-corsgate-plugins` (what
+  scripts/cors-export apig writes), so one file round-trips; plug-ins given separately win.
 """
 
 from __future__ import annotations
@@ -30,13 +32,19 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from addon.core.routing import parse_path
-
-OPERATIONS = {
-    "get": "GET", "post": "POST", "put": "PUT", "delete": "DELETE", "head": "HEAD", "patch": "PATCH",
-    "options": "OPTIONS", "x-apigateway-any-method": "ANY",
-}  # fmt: skip
-CORS_FIELDS = ("allow_origin", "allow_methods", "allow_headers", "expose_headers", "max_age", "allow_credentials")
-MOCK_HEADERS = {"Content-Type": "application/json"}
+from addon.tools.apig_format import (
+    APIG_GATEWAY,
+    BACKEND,
+    BOUND_PLUGINS,
+    CORS_FIELDS,
+    CORS_SWITCH,
+    MATCH_MODE,
+    MOCK_HEADERS,
+    MOCK_STATUS,
+    OPERATIONS,
+    PLUGIN_DEFINITIONS,
+    SECURITY_SCHEMES,
+)
 
 
 class ApigImportError(ValueError):
@@ -132,7 +140,7 @@ def convert(export: Any, plugins: Plugins | None = None) -> Imported:
     """The policy for an APIG export and the plug-ins its APIs are bound to."""
     if not isinstance(export, Mapping) or not ("swagger" in export or "openapi" in export):
         raise ApigImportError("not a Swagger 2.0 or OpenAPI 3.0 document (no 'swagger' or 'openapi' key)")
-    plugins = plugins or Plugins({}, frozenset(), ())
+    plugins = _with_embedded(export, plugins or Plugins({}, frozenset(), ()))
     notes = list(plugins.notes)
     info = _mapping(export.get("info"))
     group = str(info.get("title") or "")
@@ -156,12 +164,12 @@ def convert(export: Any, plugins: Plugins | None = None) -> Imported:
                 continue
             api = {"name": str(operation.get("operationId") or label), "group": group, "method": method,
                    "path": full, "match_mode": _match_mode(operation, label, notes),
-                   "cors": operation.get("x-apigateway-cors") is True,
+                   "cors": operation.get(CORS_SWITCH) is True,
                    "auth": _auth(operation.get("security", export.get("security")), schemes, label, notes)}
-            bound = _bound_plugins(operation.get("x-apigateway-plugins"), plugins, label, notes)
+            bound = _bound_plugins(operation.get(BOUND_PLUGINS), plugins, label, notes)
             if bound:
                 api["plugins"] = bound
-            backend = _backend(operation.get("x-apigateway-backend"), label, notes)
+            backend = _backend(operation.get(BACKEND), label, notes)
             if backend:
                 api["backend"] = backend
             apis.append(api)
@@ -169,15 +177,26 @@ def convert(export: Any, plugins: Plugins | None = None) -> Imported:
         raise ApigImportError("the export has no operations under 'paths'")
     policy = {
         "version": 1,
-        "gateway": {"request_id": True, "server": "api-gateway", "unmatched": "reject"},
+        "gateway": dict(APIG_GATEWAY),
         "plugins": dict(plugins.cors),
         "apis": apis,
     }
     return Imported(policy, tuple(notes))
 
 
+def _with_embedded(export: Mapping[str, Any], given: Plugins) -> Plugins:
+    """The plug-ins cors-export writes into the export itself, under the ones given separately (which win)."""
+    if PLUGIN_DEFINITIONS not in export:
+        return given
+    embedded = plugins_from([export[PLUGIN_DEFINITIONS]])
+    notes = [*embedded.notes, *given.notes]
+    notes.extend(f"plug-in {name!r}: the one given with --plugins replaces the export's {PLUGIN_DEFINITIONS}"
+                 for name in sorted(set(embedded.cors) & set(given.cors)))
+    return Plugins({**embedded.cors, **given.cors}, embedded.other | given.other, tuple(notes))
+
+
 def _match_mode(operation: Mapping[str, Any], label: str, notes: list[str]) -> str:
-    mode = str(operation.get("x-apigateway-match-mode") or "NORMAL").upper()
+    mode = str(operation.get(MATCH_MODE) or "NORMAL").upper()
     if mode not in ("NORMAL", "SWA"):
         notes.append(f"{label}: match mode {mode!r} is not NORMAL or SWA, imported as NORMAL")
         return "NORMAL"
@@ -190,9 +209,9 @@ def _auth(requirements: Any, schemes: Mapping[str, Any], label: str, notes: list
     for name in names:
         scheme = _mapping(schemes.get(name))
         kind = str(scheme.get("x-apigateway-auth-type", "")).upper()
-        if kind == "IAM" or name == "apig-auth-iam":
+        if kind == "IAM" or name == SECURITY_SCHEMES["iam"][0]:
             return "iam"
-        if kind.startswith("APPSIG") or name.startswith("apig-auth-app"):
+        if kind.startswith("APPSIG") or name.startswith(SECURITY_SCHEMES["app"][0]):
             return "app"
     if names:
         notes.append(f"{label}: security {', '.join(names)} is neither App nor IAM auth, imported as auth none")
@@ -220,7 +239,7 @@ def _backend(backend: Any, label: str, notes: list[str]) -> dict[str, Any] | Non
     if kind == "MOCK":
         mock = _mapping(backend.get("mockEndpoints"))
         body = mock.get("result-content", "")
-        return {"type": "mock", "status": 200, "body": body if isinstance(body, str) else json.dumps(body),
+        return {"type": "mock", "status": MOCK_STATUS, "body": body if isinstance(body, str) else json.dumps(body),
                 "headers": dict(MOCK_HEADERS)}
     if kind not in ("", "HTTP", "HTTP-VPC"):
         notes.append(f"{label}: backend type {kind} becomes the upstream behind the proxy")

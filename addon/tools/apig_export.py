@@ -78,7 +78,8 @@ def export_apig(policy: LoadedPolicy) -> tuple[str, list[Problem]]:
         if getattr(policy.policy.gateway, field) != value:
             warn(("gateway", field), f"{GATEWAY_INSTEAD[field]} ({field}: {json.dumps(value)})")
     plugins = [_plugin(name, plugin.content, warn) for name, plugin in policy.policy.plugins.items()]
-    group = _group(policy, warn)
+    groups = [api.group for api in policy.policy.apis if api.group]
+    group = groups[0] if groups else Path(policy.source).stem or "corsgate"  # info.title: the API group
     paths: dict[str, dict[str, Any]] = {}
     routes: dict[tuple[object, ...], str] = {}
     schemes: dict[str, Any] = {}
@@ -96,6 +97,8 @@ def export_apig(policy: LoadedPolicy) -> tuple[str, list[Problem]]:
         if api.host is not None:
             warn(("apis", i, "host"), f"APIG routes by the API group's bound domain names, not per API: "
                                       f"API {api.name!r} will answer on every domain of the group")
+        if api.group and api.group != group:
+            warn(("apis", i, "group"), f"an export is one API group: API {api.name!r} is imported into {group!r}")
         if api.name in names:
             warn(("apis", i, "name"), f"API name {api.name!r} is used twice: APIG needs unique names in a group")
         names.add(api.name)
@@ -113,7 +116,7 @@ def export_apig(policy: LoadedPolicy) -> tuple[str, list[Problem]]:
         document["securityDefinitions"] = schemes
     if plugins:
         document[PLUGIN_DEFINITIONS] = plugins
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n", warn.problems
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n", sorted(warn.problems, key=_by_line)
 
 
 class _Warnings:
@@ -130,6 +133,10 @@ class _Warnings:
         self.problems.append(self.problem(loc, message))
 
 
+def _by_line(problem: Problem) -> int:
+    return problem.line or 0
+
+
 def _locator(policy: LoadedPolicy) -> Callable[[tuple[Any, ...]], int | None]:
     """line_of over the source file, if it is readable, hand-sized and has the digest of the loaded policy."""
     try:
@@ -140,16 +147,6 @@ def _locator(policy: LoadedPolicy) -> Callable[[tuple[Any, ...]], int | None]:
         return lambda loc: None
     tree = located_tree(data.decode("utf-8"))
     return lambda loc: line_of(tree, loc)
-
-
-def _group(policy: LoadedPolicy, warn: _Warnings) -> str:
-    """info.title, the API group: the policy's group when it has one, else the file's name."""
-    groups = [api.group for api in policy.policy.apis if api.group]
-    title = groups[0] if groups else Path(policy.source).stem or "corsgate"
-    for i, api in enumerate(policy.policy.apis):
-        if api.group and api.group != title:
-            warn(("apis", i, "group"), f"an export is one API group: API {api.name!r} is imported into {title!r}")
-    return title
 
 
 def _plugin(name: str, content: CorsContent, warn: _Warnings) -> dict[str, Any]:

@@ -246,6 +246,12 @@ def _backend(backend: Any, label: str, notes: list[str]) -> dict[str, Any] | Non
     return None
 
 
+def to_json(imported: Imported) -> str:
+    """The policy as a JSON file, for policies past the loader's YAML size cap (JSON has no comments: the notes
+    go to stderr only)."""
+    return json.dumps(imported.policy, indent=2, ensure_ascii=False) + "\n"
+
+
 def to_yaml(imported: Imported, header: Iterable[str] = ()) -> str:
     """The policy as a YAML file: header comment lines, the notes as comments, then the policy."""
     out = io.StringIO()

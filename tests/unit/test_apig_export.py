@@ -28,15 +28,14 @@ from typing import Any
 import pytest
 from hypothesis import find, given, settings, strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
-from mitmproxy import http
 
 from addon.core.cors import Engine, RequestFacts
 from addon.core.origins import parse_origin_rule
-from addon.core.policy import LoadedPolicy, Policy, PolicyError, Problem, load_policy, parse_policy
+from addon.core.policy import MAX_YAML_BYTES, LoadedPolicy, Policy, PolicyError, Problem, load_policy, parse_policy
 from addon.core.routing import parse_path
-from addon.gateway import apply_edit, make_response
+from addon.gateway import edited_fields, made_fields
 from addon.tools.apig_export import export_apig
-from addon.tools.apig_import import convert, read_document, to_yaml
+from addon.tools.apig_import import convert, read_document, to_json, to_yaml
 from tests.fuzz.corpus import build
 from tests.property.common import fixed
 from tests.property.gateway_model import setups
@@ -52,9 +51,10 @@ REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 APIG_GATEWAY = {"request_id": True, "server": "api-gateway", "unmatched": "reject"}
 PLUGIN_INSTEAD = {"allow_origin_regex": (), "allow_null_origin": False, "allow_private_network": False,
                   "preflight": "answer", "precedence": "backend", "max_age": 86400}
-UPSTREAM_RESPONSES = (
-    (("Content-Type", "text/plain"), ("X-Up", "1")),
-    (("Content-Type", "text/plain"), ("Access-Control-Allow-Origin", "https://backend.example"), ("Vary", "Accept")),
+UPSTREAM_FIELDS = (  # two upstream responses: a CORS-less backend, and one that sends its own CORS headers
+    ((b"Content-Type", b"text/plain"), (b"X-Up", b"1")),
+    ((b"Content-Type", b"text/plain"), (b"Access-Control-Allow-Origin", b"https://backend.example"),
+     (b"Vary", b"Accept")),
 )
 
 
@@ -66,29 +66,29 @@ def matrix(policy: Policy, seed: str, extra_origins: tuple[str, ...] | None = No
     Origins matching its regexes come from hypothesis' regex strategy, or, inside a hypothesis test (which
     cannot search for examples), from extra_origins."""
     rnd = random.Random(seed)
-    apis = list(policy.apis) if len(policy.apis) <= 8 else rnd.sample(list(policy.apis), 8)
-    paths = {"/", "/nothing-here"}
+    apis = list(policy.apis) if len(policy.apis) <= 5 else rnd.sample(list(policy.apis), 5)
+    paths = {"/", "/nothing-here", "/a/b"}
     for api in apis:
         concrete = "/" + "/".join({"lit": t, "param": "v", "rest": "v/w"}[k] for k, t in parse_path(api.path))
-        paths.add(concrete.replace("//", "/"))
-        if api.match_mode == "SWA":
-            paths.add(concrete.rstrip("/") + "/sub")
+        paths.add(concrete.replace("//", "/") if api.match_mode == "NORMAL" else concrete.rstrip("/") + "/sub")
     hosts = ["gw.example", *sorted({api.host for api in apis if api.host})[:2]]
-    origins: list[str | None] = [None, "null", "https://evil.example", "https://app.example.com.evil.net"]
+    origins: list[str | None] = [None, "null", "https://evil.example", "https://app.example.com.evil.net",
+                                 "https://app.example.com"]
     for plugin in list(policy.plugins.values())[:3]:
         regexes = plugin.content.allow_origin_regex if extra_origins is None else ()
         origins.extend(_origins_of(plugin.content.allow_origin, regexes, rnd))
-    origins = list(dict.fromkeys([*origins, *(extra_origins or ())]))[:16]
+    origins = list(dict.fromkeys([*origins, *(extra_origins or ())]))[:10]
     kinds: list[tuple[str, str | None, tuple[str, ...], bool]] = [
         (m, None, (), False) for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")]
-    for method in ("GET", "PUT", "DELETE", "patch", "X-Custom"):
+    for method in ("GET", "PUT", "patch", "X-Custom"):
         for headers, private in (((), False), (("content-type",), False), (("content-type",), True),
-                                 (("X-Sdk-Date", "authorization"), False), (("x-custom",), False)):
+                                 (("X-Sdk-Date", "authorization"), False)):
             kinds.append(("OPTIONS", method, headers, private))
+    # Routing walks every segment: a path of thousands (the fuzzed corpus has 50,000) is asked by one origin.
     return [
         RequestFacts(method, host, path, origin, request_method if origin else None, headers if origin else (),
                      private and origin is not None, authorization)
-        for origin in origins for host in hosts for path in sorted(paths)
+        for path in sorted(paths) for origin in (origins if len(path) <= 1000 else origins[-1:]) for host in hosts
         for method, request_method, headers, private in kinds for authorization in (False, True)
     ]
 
@@ -116,19 +116,21 @@ def _origins_of(rules: tuple[str, ...], regexes: tuple[str, ...], rnd: random.Ra
 # -- the answers ---------------------------------------------------------------------------------------------
 
 def answer(engine: Engine, req: RequestFacts) -> tuple[Any, ...]:
-    """What the gateway sends for req: the bytes of gateway-made responses, the edits of upstream ones."""
+    """What the gateway sends for req, by gateway.py's own field builders (make_response and apply_edit use
+    them; called directly, as a mitmproxy Response per request would triple the cost): the status, fields and
+    body of gateway-made responses, the fields of the upstream responses once edited."""
     decision = engine.decide(req)
     if decision.action == "pass":
         return ("pass",)
     if decision.action == "respond":
-        assert decision.response is not None
-        response = make_response(decision.response, decision, engine.policy.gateway.server)
-        return ("respond", response.status_code, _fields(response.headers.fields), _body(response.content))
+        made = decision.response
+        assert made is not None
+        fields = made_fields if decision.request_id is None else made_fields.__wrapped__
+        return ("respond", made.status, _fields(fields(made, decision.cors, decision.request_id,
+                                                        engine.policy.gateway.server)), _body(made.body))
     edited = []
-    for fields in UPSTREAM_RESPONSES:
-        headers = http.Headers([(k.encode(), v.encode()) for k, v in fields])
-        apply_edit(headers, decision)
-        edited.append(_fields(headers.fields))
+    for upstream in UPSTREAM_FIELDS:
+        edited.append(_fields(edited_fields(upstream, decision.cors, decision.request_id) or upstream))
     return ("forward", *edited)
 
 
@@ -159,13 +161,13 @@ def round_trip(loaded: LoadedPolicy) -> tuple[LoadedPolicy, list[Problem]]:
     """export -> apig_import (the one file, plug-ins included) -> load, as a user would."""
     text, warnings = export_apig(loaded)
     imported = convert(read_document(text, "export.json"))
-    yaml = to_yaml(imported)
-    try:
-        return parse_policy(yaml, "imported.yaml"), warnings
-    except PolicyError as e:
-        if len(loaded.policy.apis) <= 300 or "YAML policies are limited" not in str(e):
-            raise
-    # Past APIG's 300 APIs per import (warned) the YAML is past the loader's YAML cap: validated as data.
+    if len(imported.policy["apis"]) <= 300:
+        yaml = to_yaml(imported)  # as scripts/apig-import writes it; JSON (-o X.json) past the YAML size cap
+        if len(yaml.encode()) <= MAX_YAML_BYTES:
+            return parse_policy(yaml, "imported.yaml"), warnings
+        return parse_policy(to_json(imported), "imported.json"), warnings
+    # Past APIG's 300 APIs per import (warned), the file would be past the loader's size caps: validated as data.
+    assert any(w.field == "apis" and "at most 300" in w.message for w in warnings)
     return LoadedPolicy(Policy.model_validate(imported.policy), "imported", "imported"), warnings
 
 
@@ -238,14 +240,21 @@ def check_round_trip(loaded: LoadedPolicy, name: str, extra_origins: tuple[str, 
     # An API left out is its own warned feature; the others are judged on the policy without those APIs
     # (without them, a host removed alone can make a routing tie).
     drops = [k for k, loc in enumerate(locs) if len(loc) == 2 and loc[0] == "apis"]
-    base = Engine(LoadedPolicy(apig_instead(original, [locs[k] for k in drops]), "base", "base"))
-    single: dict[int, Engine] = {}
+    base = (Engine(LoadedPolicy(apig_instead(original, [locs[k] for k in drops]), "base", "base"))
+            if drops else engines["original"])
+    single: dict[int, Engine | None] = {}
 
-    def engine_with(k: int) -> Engine:
+    def engine_with(k: int) -> Engine | None:
+        """The policy with feature k replaced (None when that changes nothing the gateway reads: a name)."""
         if k not in single:
             with_k = [locs[k]] if k in drops else [locs[k], *(locs[j] for j in drops)]
-            single[k] = Engine(LoadedPolicy(apig_instead(original, with_k), "one", "one"))
+            changed = apig_instead(original, with_k)
+            single[k] = None if changed == base.policy else Engine(LoadedPolicy(changed, "one", "one"))
         return single[k]
+
+    def changes(k: int, req: RequestFacts, reference: tuple[Any, ...]) -> bool:
+        engine = engine_with(k)
+        return engine is not None and answer(engine, req) != reference
 
     for req in requests:
         got = answer(engines["back"], req)
@@ -255,9 +264,8 @@ def check_round_trip(loaded: LoadedPolicy, name: str, extra_origins: tuple[str, 
             continue
         tally.differences += 1
         without_drops = answer(base, req)
-        explains = [warnings[k].field for k in drops if answer(engine_with(k), req) != before]
-        explains += [warnings[k].field for k in range(len(locs))
-                     if k not in drops and answer(engine_with(k), req) != without_drops]
+        explains = [warnings[k].field for k in drops if changes(k, req, before)]
+        explains += [warnings[k].field for k in range(len(locs)) if k not in drops and changes(k, req, without_drops)]
         assert explains, (name, req, before, got, tally.warned)  # a difference no warning names
         tally.explained_by.update(explains)
     print(tally.line())
@@ -292,8 +300,13 @@ def test_fuzzed_corpus_round_trips(tmp_path: Path) -> None:
         except PolicyError:
             continue
     assert len(loaded) >= 50  # the corpus keeps dozens of loadable files (shipped, harmless mutations, huge)
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for name, policy in loaded:
+        if not policy.policy.apis:  # refused, located (test_a_policy_without_apis_is_refused)
+            with pytest.raises(PolicyError, match="no APIs"):
+                export_apig(policy)
+            totals["refused: no APIs"] += 1
+            continue
         tally = check_round_trip(policy, name)
         totals["policies"] += 1
         totals["requests"] += tally.requests
@@ -301,7 +314,7 @@ def test_fuzzed_corpus_round_trips(tmp_path: Path) -> None:
     print(f"fuzzed corpus: {dict(totals)}")
 
 
-@fixed(25)
+@fixed(15)
 @given(setups(), st.data())
 def test_generated_policies_round_trip(setup: Any, data: st.DataObject) -> None:
     extra = tuple(data.draw(near_misses(setup.allow)).value for _ in range(6))

@@ -34,20 +34,7 @@ from addon.core.policy import (
     located_tree,
 )
 from addon.core.routing import parse_path, route_signature
-from addon.tools.apig_format import (
-    APIG_GATEWAY,
-    BACKEND,
-    BOUND_PLUGINS,
-    CORS_FIELDS,
-    CORS_SWITCH,
-    MATCH_MODE,
-    MAX_AGE_LIMIT,
-    MOCK_HEADERS,
-    MOCK_STATUS,
-    OPERATION_KEYS,
-    PLUGIN_DEFINITIONS,
-    SECURITY_SCHEMES,
-)
+from addon.tools import apig_format as apig
 
 # What APIG does instead of each setting it lacks; the README's list says the same.
 GATEWAY_INSTEAD = {
@@ -74,7 +61,7 @@ def export_apig(policy: LoadedPolicy) -> tuple[str, list[Problem]]:
     warn = _Warnings(policy)
     if not policy.policy.apis:
         raise PolicyError(policy.source, [warn.problem(("apis",), "no APIs: APIG cannot import an empty export")])
-    for field, value in APIG_GATEWAY.items():
+    for field, value in apig.APIG_GATEWAY.items():
         if getattr(policy.policy.gateway, field) != value:
             warn(("gateway", field), f"{GATEWAY_INSTEAD[field]} ({field}: {json.dumps(value)})")
     plugins = [_plugin(name, plugin.content, warn) for name, plugin in policy.policy.plugins.items()]
@@ -85,7 +72,7 @@ def export_apig(policy: LoadedPolicy) -> tuple[str, list[Problem]]:
     schemes: dict[str, Any] = {}
     names: set[str] = set()
     for i, api in enumerate(policy.policy.apis):
-        key = OPERATION_KEYS[api.method]
+        key = apig.OPERATION_KEYS[api.method]
         # Imported, every API matches any host: a route that ties once hosts are gone is left out too.
         route = route_signature(None, api.method, api.path, api.match_mode)
         same_key = paths.get(api.path, {}).get(key)
@@ -115,7 +102,7 @@ def export_apig(policy: LoadedPolicy) -> tuple[str, list[Problem]]:
     if schemes:
         document["securityDefinitions"] = schemes
     if plugins:
-        document[PLUGIN_DEFINITIONS] = plugins
+        document[apig.PLUGIN_DEFINITIONS] = plugins
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n", sorted(warn.problems, key=_by_line)
 
 
@@ -159,15 +146,15 @@ def _plugin(name: str, content: CorsContent, warn: _Warnings) -> dict[str, Any]:
         if getattr(content, field) != CorsContent.model_fields[field].default:
             warn((*loc, field), instead)
     body: dict[str, Any] = {}
-    for field in CORS_FIELDS:
+    for field in apig.CORS_FIELDS:
         value = getattr(content, field)
         if isinstance(value, tuple):
             if value:
                 body[field] = ",".join(value)
-        elif field == "max_age" and value is not None and value > MAX_AGE_LIMIT:
-            warn((*loc, field), f"APIG accepts max_age up to {MAX_AGE_LIMIT}: exported as {MAX_AGE_LIMIT} "
+        elif field == "max_age" and value is not None and value > apig.MAX_AGE_LIMIT:
+            warn((*loc, field), f"APIG accepts max_age up to {apig.MAX_AGE_LIMIT}: exported as {apig.MAX_AGE_LIMIT} "
                                 "(browsers cap it lower anyway)")
-            body[field] = MAX_AGE_LIMIT
+            body[field] = apig.MAX_AGE_LIMIT
         elif value is not None:
             body[field] = value
     return {"plugin_name": name, "plugin_type": "cors", "plugin_scope": "global",
@@ -181,25 +168,26 @@ def _operation(i: int, api: Api, schemes: dict[str, Any], warn: _Warnings) -> di
     if params:
         operation["parameters"] = [{"name": p, "in": "path", "required": True, "type": "string"} for p in params]
     operation["responses"] = {"default": {"description": "the backend's response"}}
-    if api.auth in SECURITY_SCHEMES:
-        scheme, definition = SECURITY_SCHEMES[api.auth]
+    if api.auth in apig.SECURITY_SCHEMES:
+        scheme, definition = apig.SECURITY_SCHEMES[api.auth]
         schemes[scheme] = definition
         operation["security"] = [{scheme: []}]
-    operation[MATCH_MODE] = api.match_mode
-    operation[CORS_SWITCH] = api.cors
+    operation[apig.MATCH_MODE] = api.match_mode
+    operation[apig.CORS_SWITCH] = api.cors
     if api.plugins:
-        operation[BOUND_PLUGINS] = list(api.plugins)
-    operation[BACKEND] = _backend(i, api, warn)
+        operation[apig.BOUND_PLUGINS] = list(api.plugins)
+    operation[apig.BACKEND] = _backend(i, api, warn)
     return operation
 
 
 def _backend(i: int, api: Api, warn: _Warnings) -> dict[str, Any]:
     backend = api.backend
     if backend.type == "mock":
-        if backend.status != MOCK_STATUS:
-            warn(("apis", i, "backend", "status"), f"APIG's export has no mock status: the mock answers {MOCK_STATUS}")
-        if {k.lower(): v for k, v in backend.headers.items()} != {k.lower(): v for k, v in MOCK_HEADERS.items()}:
-            sent = ", ".join(f"{k}: {v}" for k, v in MOCK_HEADERS.items())
+        if backend.status != apig.MOCK_STATUS:
+            warn(("apis", i, "backend", "status"),
+                 f"APIG's export has no mock status: the mock answers {apig.MOCK_STATUS}")
+        if {k.lower(): v for k, v in backend.headers.items()} != {k.lower(): v for k, v in apig.MOCK_HEADERS.items()}:
+            sent = ", ".join(f"{k}: {v}" for k, v in apig.MOCK_HEADERS.items())
             warn(("apis", i, "backend", "headers"), f"APIG's export has no mock headers: the mock sends {sent}")
         return {"type": "MOCK", "mockEndpoints": {"result-content": backend.body}}
     return {"type": "HTTP", "httpEndpoints": {"address": UPSTREAM, "scheme": "http", "method": api.method,

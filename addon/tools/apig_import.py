@@ -31,7 +31,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from addon.core.routing import parse_path
+from addon.core.routing import parse_path, route_signature
 from addon.tools.apig_format import (
     APIG_GATEWAY,
     BACKEND,
@@ -148,6 +148,7 @@ def convert(export: Any, plugins: Plugins | None = None) -> Imported:
     components = _mapping(export.get("components"))
     schemes = _mapping(export.get("securityDefinitions") or components.get("securitySchemes"))
     apis = []
+    routes: dict[tuple[object, ...], str] = {}
     for path, item in _mapping(export.get("paths")).items():
         if not isinstance(item, Mapping):
             continue
@@ -162,8 +163,14 @@ def convert(export: Any, plugins: Plugins | None = None) -> Imported:
             except ValueError as e:
                 notes.append(f"{label} left out: {e}")
                 continue
-            api = {"name": str(operation.get("operationId") or label), "group": group, "method": method,
-                   "path": full, "match_mode": _match_mode(operation, label, notes),
+            mode = _match_mode(operation, label, notes)
+            name = str(operation.get("operationId") or label)
+            route = route_signature(None, method, full, mode)
+            if route in routes:  # /a/{x} next to /a/{y}: the same route to corsgate, a load error if kept
+                notes.append(f"{label} left out: it matches the same requests as API {routes[route]!r}")
+                continue
+            routes[route] = name
+            api = {"name": name, "group": group, "method": method, "path": full, "match_mode": mode,
                    "cors": operation.get(CORS_SWITCH) is True,
                    "auth": _auth(operation.get("security", export.get("security")), schemes, label, notes)}
             bound = _bound_plugins(operation.get(BOUND_PLUGINS), plugins, label, notes)
@@ -205,7 +212,8 @@ def _match_mode(operation: Mapping[str, Any], label: str, notes: list[str]) -> s
 
 def _auth(requirements: Any, schemes: Mapping[str, Any], label: str, notes: list[str]) -> str:
     """APIG exports auth NONE as no `security` at all; App and IAM name their security scheme."""
-    names = [name for requirement in requirements or () if isinstance(requirement, Mapping) for name in requirement]
+    requirements = requirements if isinstance(requirements, list) else ()
+    names = [name for requirement in requirements if isinstance(requirement, Mapping) for name in requirement]
     for name in names:
         scheme = _mapping(schemes.get(name))
         kind = str(scheme.get("x-apigateway-auth-type", "")).upper()
@@ -222,9 +230,16 @@ def _bound_plugins(names: Any, plugins: Plugins, label: str, notes: list[str]) -
     """The bound CORS plug-ins; one that was not given is noted (its content is not in the export)."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
-    bound = []
-    for name in map(str, names or ()):
-        if name in plugins.cors:
+    if not isinstance(names, list):
+        if names is not None:
+            notes.append(f"{label}: {BOUND_PLUGINS} is not a list of plug-in names, left out")
+        return []
+    bound: list[str] = []
+    for name in map(str, names):
+        if name in plugins.cors and bound:  # APIG binds one plug-in of a type; a second would not load
+            if name not in bound:
+                notes.append(f"{label}: plug-in {name!r} left out: an API takes one CORS plug-in, {bound[0]!r}")
+        elif name in plugins.cors:
             bound.append(name)
         elif name not in plugins.other:
             notes.append(f"{label}: bound plug-in {name!r} left out: give its JSON with --plugins")

@@ -176,3 +176,19 @@ def test_json_output_for_imports_past_the_yaml_size_cap() -> None:
         parse_policy(to_yaml(result), "imported.yaml")
     loaded = parse_policy(to_json(result), "imported.json")
     assert len(loaded.policy.plugins["web"].content.allow_origin) == 20000
+
+
+def test_what_would_not_load_is_left_out_with_a_note() -> None:
+    """Found by the cors-export round trip: each of these used to give a policy that does not load, or a crash."""
+    plugins = plugins_from([plugin(json.dumps(CONTENT), name="one"), plugin(json.dumps(CONTENT), name="two")])
+    export = swagger({"operationId": "a", "x-apigateway-plugins": ["one", "two", "one"], "security": 5}, "/a/{x}")
+    export["paths"]["/a/{y}"] = {"get": {"operationId": "b"}}
+    export["paths"]["/c"] = {"get": {"operationId": "c", "x-apigateway-plugins": 7}}
+    result = convert(export, plugins)
+    assert [(api["name"], api.get("plugins")) for api in result.policy["apis"]] == [("a", ["one"]), ("c", None)]
+    assert result.notes == (
+        "GET /a/{x}: plug-in 'two' left out: an API takes one CORS plug-in, 'one'",
+        "GET /a/{y} left out: it matches the same requests as API 'a'",
+        "GET /c: x-apigateway-plugins is not a list of plug-in names, left out",
+    )
+    parse_policy(to_yaml(result))

@@ -464,3 +464,24 @@ def test_apig_import_reads_the_one_exported_file(tmp_path: Path) -> None:
     assert policy.apis[0].plugins == ("web-app",)
     assert policy.plugins["web-app"].content.allow_origin == load_policy(
         ROOT / "policies" / "strict-allowlist.yaml").policy.plugins["web-app"].content.allow_origin
+
+
+_LITERAL = st.text(st.characters(blacklist_characters="{}?#/", blacklist_categories=("Cs", "Z", "Cc")), max_size=8)
+
+
+@fixed(60)
+@given(name=st.text(), group=st.text(), plugin_name=st.text(min_size=1).filter(lambda s: s.strip() == s),
+       body=st.text(), segments=st.lists(_LITERAL, min_size=1, max_size=3))
+def test_any_strings_come_back_as_they_were(name: str, group: str, plugin_name: str, body: str,
+                                            segments: list[str]) -> None:
+    path = "/" + "/".join(s or "x" for s in segments[:-1]) + ("/" if segments[:-1] else "") + segments[-1]
+    loaded = LoadedPolicy(Policy.model_validate({
+        "version": 1, "plugins": {plugin_name: {"type": "cors", "content": {"allow_origin": "https://a.example"}}},
+        "apis": [{"name": name, "group": group, "method": "POST", "path": path, "plugins": [plugin_name],
+                  "backend": {"type": "mock", "body": body, "headers": {"Content-Type": "application/json"}}}]}),
+        "<built>", "built")
+    document = json.loads(export_apig(loaded)[0])
+    assert list(document["paths"]) == [path] and list(document["paths"][path]) == ["post"]
+    (api,) = round_trip(loaded)[0].policy.apis
+    assert (api.name, api.path, api.backend.body, api.plugins) == (name or f"POST {path}", path, body, (plugin_name,))
+    assert api.group == (group or "<built>")

@@ -76,10 +76,13 @@ def export_apig(policy: LoadedPolicy) -> tuple[str, list[Problem]]:
         # Imported, every API matches any host: a route that ties once hosts are gone is left out too.
         route = route_signature(None, api.method, api.path, api.match_mode)
         same_key = paths.get(api.path, {}).get(key)
-        taken = same_key["operationId"] if same_key is not None else routes.get(route)
-        if taken is not None:
+        if same_key is not None:
             warn(("apis", i), f"API {api.name!r} is left out: the export holds one operation per path and method, "
-                              f"and API {taken!r} already has {api.method} {api.path} (hosts do not carry over)")
+                              f"and API {same_key['operationId']!r} has {api.method} {api.path} already")
+            continue
+        if route in routes:
+            warn(("apis", i), f"API {api.name!r} is left out: without hosts it would match the same requests as "
+                              f"API {routes[route]!r} (the same method, path shape and match mode)")
             continue
         if api.host is not None:
             warn(("apis", i, "host"), f"APIG routes by the API group's bound domain names, not per API: "

@@ -20,7 +20,9 @@ What maps to what:
   domains=False: the APIs then match any host);
 - the operation's `schemes` (Swagger) or `servers` (OpenAPI 3; the path's or the root's when it has none),
   APIG's request protocol, -> req_protocol: http -> HTTP, https -> HTTPS, both or none -> BOTH;
-- unmatched requests are rejected with APIG.0101, as on APIG.
+- unmatched requests are rejected with APIG.0101, as on APIG;
+- the plug-ins may also come in the export itself, under corsgate's root key `x-corsgate-plugins` (what
+  scripts/cors-export apig writes), so one file round-trips; plug-ins given separately win.
 """
 
 from __future__ import annotations
@@ -35,14 +37,20 @@ from urllib.parse import urlsplit
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from addon.core.routing import parse_path
-
-OPERATIONS = {
-    "get": "GET", "post": "POST", "put": "PUT", "delete": "DELETE", "head": "HEAD", "patch": "PATCH",
-    "options": "OPTIONS", "x-apigateway-any-method": "ANY",
-}  # fmt: skip
-CORS_FIELDS = ("allow_origin", "allow_methods", "allow_headers", "expose_headers", "max_age", "allow_credentials")
-MOCK_HEADERS = {"Content-Type": "application/json"}
+from addon.core.routing import parse_path, route_signature
+from addon.tools.apig_format import (
+    APIG_GATEWAY,
+    BACKEND,
+    BOUND_PLUGINS,
+    CORS_FIELDS,
+    CORS_SWITCH,
+    MATCH_MODE,
+    MOCK_HEADERS,
+    MOCK_STATUS,
+    OPERATIONS,
+    PLUGIN_DEFINITIONS,
+    SECURITY_SCHEMES,
+)
 
 
 class ApigImportError(ValueError):
@@ -168,7 +176,7 @@ def convert(export: Any, plugins: Plugins | None = None, domains: bool = True) -
     from the export's host or servers."""
     if not isinstance(export, Mapping) or not ("swagger" in export or "openapi" in export):
         raise ApigImportError("not a Swagger 2.0 or OpenAPI 3.0 document (no 'swagger' or 'openapi' key)")
-    plugins = plugins or Plugins({}, frozenset(), ())
+    plugins = _with_embedded(export, plugins or Plugins({}, frozenset(), ()))
     notes = list(plugins.notes)
     info = _mapping(export.get("info"))
     group = str(info.get("title") or "")
@@ -176,6 +184,7 @@ def convert(export: Any, plugins: Plugins | None = None, domains: bool = True) -
     components = _mapping(export.get("components"))
     schemes = _mapping(export.get("securityDefinitions") or components.get("securitySchemes"))
     apis = []
+    routes: dict[tuple[object, ...], str] = {}
     for path, item in _mapping(export.get("paths")).items():
         if not isinstance(item, Mapping):
             continue
@@ -190,15 +199,21 @@ def convert(export: Any, plugins: Plugins | None = None, domains: bool = True) -
             except ValueError as e:
                 notes.append(f"{label} left out: {e}")
                 continue
-            api = {"name": str(operation.get("operationId") or label), "group": group, "method": method,
-                   "path": full, "match_mode": _match_mode(operation, label, notes),
+            mode = _match_mode(operation, label, notes)
+            name = str(operation.get("operationId") or label)
+            route = route_signature(None, method, full, mode)
+            if route in routes:  # /a/{x} next to /a/{y}: the same route to corsgate, a load error if kept
+                notes.append(f"{label} left out: it matches the same requests as API {routes[route]!r}")
+                continue
+            routes[route] = name
+            api = {"name": name, "group": group, "method": method, "path": full, "match_mode": mode,
                    "req_protocol": _protocol(export, item, operation),
-                   "cors": operation.get("x-apigateway-cors") is True,
+                   "cors": operation.get(CORS_SWITCH) is True,
                    "auth": _auth(operation.get("security", export.get("security")), schemes, label, notes)}
-            bound = _bound_plugins(operation.get("x-apigateway-plugins"), plugins, label, notes)
+            bound = _bound_plugins(operation.get(BOUND_PLUGINS), plugins, label, notes)
             if bound:
                 api["plugins"] = bound
-            backend = _backend(operation.get("x-apigateway-backend"), label, notes)
+            backend = _backend(operation.get(BACKEND), label, notes)
             if backend:
                 api["backend"] = backend
             apis.append(api)
@@ -206,7 +221,7 @@ def convert(export: Any, plugins: Plugins | None = None, domains: bool = True) -
         raise ApigImportError("the export has no operations under 'paths'")
     policy: dict[str, Any] = {
         "version": 1,
-        "gateway": {"request_id": True, "server": "api-gateway", "unmatched": "reject"},
+        "gateway": dict(APIG_GATEWAY),
         "plugins": dict(plugins.cors),
     }
     hosts = _domains(export) if domains else []
@@ -250,8 +265,19 @@ def _domains(export: Mapping[str, Any]) -> list[str]:
     return list(hosts)
 
 
+def _with_embedded(export: Mapping[str, Any], given: Plugins) -> Plugins:
+    """The plug-ins cors-export writes into the export itself, under the ones given separately (which win)."""
+    if PLUGIN_DEFINITIONS not in export:
+        return given
+    embedded = plugins_from([export[PLUGIN_DEFINITIONS]])
+    notes = [*embedded.notes, *given.notes]
+    notes.extend(f"plug-in {name!r}: the one given with --plugins replaces the export's {PLUGIN_DEFINITIONS}"
+                 for name in sorted(set(embedded.cors) & set(given.cors)))
+    return Plugins({**embedded.cors, **given.cors}, embedded.other | given.other, tuple(notes))
+
+
 def _match_mode(operation: Mapping[str, Any], label: str, notes: list[str]) -> str:
-    mode = str(operation.get("x-apigateway-match-mode") or "NORMAL").upper()
+    mode = str(operation.get(MATCH_MODE) or "NORMAL").upper()
     if mode not in ("NORMAL", "SWA"):
         notes.append(f"{label}: match mode {mode!r} is not NORMAL or SWA, imported as NORMAL")
         return "NORMAL"
@@ -260,13 +286,14 @@ def _match_mode(operation: Mapping[str, Any], label: str, notes: list[str]) -> s
 
 def _auth(requirements: Any, schemes: Mapping[str, Any], label: str, notes: list[str]) -> str:
     """APIG exports auth NONE as no `security` at all; App and IAM name their security scheme."""
-    names = [name for requirement in requirements or () if isinstance(requirement, Mapping) for name in requirement]
+    requirements = requirements if isinstance(requirements, list) else ()
+    names = [name for requirement in requirements if isinstance(requirement, Mapping) for name in requirement]
     for name in names:
         scheme = _mapping(schemes.get(name))
         kind = str(scheme.get("x-apigateway-auth-type", "")).upper()
-        if kind == "IAM" or name == "apig-auth-iam":
+        if kind == "IAM" or name == SECURITY_SCHEMES["iam"][0]:
             return "iam"
-        if kind.startswith("APPSIG") or name.startswith("apig-auth-app"):
+        if kind.startswith("APPSIG") or name.startswith(SECURITY_SCHEMES["app"][0]):
             return "app"
     if names:
         notes.append(f"{label}: security {', '.join(names)} is neither App nor IAM auth, imported as auth none")
@@ -277,13 +304,21 @@ def _bound_plugins(names: Any, plugins: Plugins, label: str, notes: list[str]) -
     """The bound plug-ins corsgate implements; one that was not given is noted (its content is not in the export)."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
-    bound = []
-    for name in map(str, names or ()):
+    if not isinstance(names, list):
+        if names is not None:
+            notes.append(f"{label}: {BOUND_PLUGINS} is not a list of plug-in names, left out")
+        return []
+    bound: dict[str, str] = {}  # plug-in type -> name: APIG binds one plug-in of a type; a second would not load
+    for name in map(str, names):
         if name in plugins.cors:
-            bound.append(name)
+            kind = plugins.cors[name]["type"]
+            if kind not in bound:
+                bound[kind] = name
+            elif bound[kind] != name:
+                notes.append(f"{label}: plug-in {name!r} left out: an API takes one {kind} plug-in, {bound[kind]!r}")
         elif name not in plugins.other:
             notes.append(f"{label}: bound plug-in {name!r} left out: give its JSON with --plugins")
-    return bound
+    return list(bound.values())
 
 
 def _backend(backend: Any, label: str, notes: list[str]) -> dict[str, Any] | None:
@@ -294,11 +329,17 @@ def _backend(backend: Any, label: str, notes: list[str]) -> dict[str, Any] | Non
     if kind == "MOCK":
         mock = _mapping(backend.get("mockEndpoints"))
         body = mock.get("result-content", "")
-        return {"type": "mock", "status": 200, "body": body if isinstance(body, str) else json.dumps(body),
+        return {"type": "mock", "status": MOCK_STATUS, "body": body if isinstance(body, str) else json.dumps(body),
                 "headers": dict(MOCK_HEADERS)}
     if kind not in ("", "HTTP", "HTTP-VPC"):
         notes.append(f"{label}: backend type {kind} becomes the upstream behind the proxy")
     return None
+
+
+def to_json(imported: Imported) -> str:
+    """The policy as a JSON file, for policies past the loader's YAML size cap (JSON has no comments: the notes
+    go to stderr only)."""
+    return json.dumps(imported.policy, indent=2, ensure_ascii=False) + "\n"
 
 
 def to_yaml(imported: Imported, header: Iterable[str] = ()) -> str:

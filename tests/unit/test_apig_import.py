@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from addon.tools.apig_import import ApigImportError, convert, plugins_from, read_document, to_yaml
+from addon.tools.apig_import import ApigImportError, convert, plugins_from, read_document, to_json, to_yaml
 from addon.tools.lint import lint
-from addon.core.policy import parse_policy
+from addon.core.policy import PolicyError, parse_policy
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "apig"
 CONTENT = {"allow_origin": "https://a.example.com", "allow_methods": "GET,PUT", "max_age": 600}
@@ -198,3 +198,43 @@ def test_group_domains_left_out_on_request() -> None:
     assert convert(export).policy["groups"] == {"g": {"domains": ["api.g.example"]}}
     assert "groups" not in convert(export, domains=False).policy
     assert "groups" not in convert(swagger({"operationId": "a"})).policy  # no host, no domains
+
+
+def test_plugins_embedded_in_the_export_are_read_and_given_ones_win() -> None:
+    export = swagger({"operationId": "a", "x-apigateway-plugins": ["web"]},
+                     **{"x-corsgate-plugins": [plugin(json.dumps(CONTENT))]})
+    result = convert(export)
+    assert result.policy["apis"][0]["plugins"] == ["web"]
+    assert result.policy["plugins"] == {"web": {"type": "cors", "content": CONTENT}}
+    other = {**CONTENT, "allow_origin": "https://b.example.com"}
+    result = convert(export, plugins_from([plugin(json.dumps(other))]))
+    assert result.policy["plugins"]["web"]["content"] == other
+    assert result.notes == ("plug-in 'web': the one given with --plugins replaces the export's x-corsgate-plugins",)
+    with pytest.raises(ApigImportError, match="not an APIG plug-in object"):
+        convert(swagger({"operationId": "a"}, **{"x-corsgate-plugins": [{"name": "web"}]}))
+
+
+def test_json_output_for_imports_past_the_yaml_size_cap() -> None:
+    plugins = plugins_from([plugin(json.dumps({**CONTENT, "allow_origin": ",".join(
+        f"https://h{i}.example.com" for i in range(20000))}))])
+    result = convert(swagger({"operationId": "a", "x-apigateway-plugins": ["web"]}), plugins)
+    with pytest.raises(PolicyError, match="YAML policies are limited"):
+        parse_policy(to_yaml(result), "imported.yaml")
+    loaded = parse_policy(to_json(result), "imported.json")
+    assert len(loaded.policy.plugins["web"].content.allow_origin) == 20000
+
+
+def test_what_would_not_load_is_left_out_with_a_note() -> None:
+    """Found by the cors-export round trip: each of these used to give a policy that does not load, or a crash."""
+    plugins = plugins_from([plugin(json.dumps(CONTENT), name="one"), plugin(json.dumps(CONTENT), name="two")])
+    export = swagger({"operationId": "a", "x-apigateway-plugins": ["one", "two", "one"], "security": 5}, "/a/{x}")
+    export["paths"]["/a/{y}"] = {"get": {"operationId": "b"}}
+    export["paths"]["/c"] = {"get": {"operationId": "c", "x-apigateway-plugins": 7}}
+    result = convert(export, plugins)
+    assert [(api["name"], api.get("plugins")) for api in result.policy["apis"]] == [("a", ["one"]), ("c", None)]
+    assert result.notes == (
+        "GET /a/{x}: plug-in 'two' left out: an API takes one cors plug-in, 'one'",
+        "GET /a/{y} left out: it matches the same requests as API 'a'",
+        "GET /c: x-apigateway-plugins is not a list of plug-in names, left out",
+    )
+    parse_policy(to_yaml(result))

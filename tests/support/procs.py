@@ -164,7 +164,7 @@ class Proxy(_Process):
         record: bool = False,
         env: Mapping[str, str] | None = None,
         launcher: Sequence[str] | None = None,
-        timeout: float = 20.0,
+        timeout: float = 60.0,  # startup on a loaded 2-core host took over 20 s
     ) -> None:
         if policy is not None and not addon:
             raise ValueError("a policy needs the addon")

@@ -242,8 +242,9 @@ class BrowserHarness:
 
     name = "chromium"
 
-    def __init__(self, playwright: Playwright) -> None:
-        self.pages = PageServer()
+    def __init__(self, playwright: Playwright, pages: PageServer | None = None) -> None:
+        self._own_pages = pages is None
+        self.pages = pages or PageServer()
         self._home = tempfile.mkdtemp(prefix="corsgate-chromium-home-")
         # launch() gives Chromium a fresh temporary user-data dir; HOME keeps the Debian wrapper and
         # Chromium from reading or writing the developer's ~/.config/chromium.
@@ -271,7 +272,8 @@ class BrowserHarness:
         for context in self._shared.values():
             context.close()
         self.browser.close()
-        self.pages.close()
+        if self._own_pages:
+            self.pages.close()
         shutil.rmtree(self._home, ignore_errors=True)
 
     def _new_context(self, proxy: str | None) -> BrowserContext:

@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,9 @@ class _ScriptedEngine:
         if new_context:
             self._clear_state()
         (result,) = self.fetch_batch(page_origin, [(url, init or {})], [url], cookies=cookies, concurrency=1)
+        return self._with_cookies_of(result, url)
+
+    def _with_cookies_of(self, result: FetchResult, url: str) -> FetchResult:
         return result
 
     def fetch_batch(
@@ -266,6 +270,9 @@ _FIREFOX_CLEAR = """
 Services.cookies.removeAll();
 Services.cache2.clear();
 """
+_FIREFOX_COOKIES = """
+return Services.cookies.cookies.map(c => ({name: c.name, value: c.value, domain: c.host, path: c.path}));
+"""
 _FIREFOX_PROXY = """
 const [port] = arguments;
 if (port) {
@@ -285,10 +292,10 @@ class FirefoxEngine(_ScriptedEngine):
 
     name = "firefox"
 
-    def __init__(self) -> None:
+    def __init__(self, pages: PageServer | None = None) -> None:
         from marionette_driver.marionette import Marionette
 
-        super().__init__()
+        super().__init__(pages)
         self.dead_url = f"http://127.0.0.1:{free_port()}/"
         profile = self.dir / "profile"
         profile.mkdir()
@@ -334,7 +341,9 @@ class FirefoxEngine(_ScriptedEngine):
         self.marionette.add_cookie(dict(cookie))
 
     def _cookies(self) -> list[dict[str, Any]]:
-        return [dict(c) for c in self.marionette.get_cookies()]
+        # The parent process's jar, every host (as playwright's context.cookies()); marionette's get_cookies
+        # asks the page, which may not have heard of a cookie its last response just set.
+        return [dict(c) for c in self._chrome(_FIREFOX_COOKIES)]
 
     def _clear_state(self) -> None:
         self._chrome(_FIREFOX_CLEAR)
@@ -419,12 +428,14 @@ class WebKitEngine(_ScriptedEngine):
 
     name = "webkit"
 
-    def __init__(self, proxy: str | None = None, parent: WebKitEngine | None = None) -> None:
+    def __init__(
+        self, proxy: str | None = None, parent: WebKitEngine | None = None, pages: PageServer | None = None
+    ) -> None:
         from selenium import webdriver
         from selenium.webdriver.webkitgtk.options import Options
         from selenium.webdriver.webkitgtk.service import Service
 
-        super().__init__(parent.pages if parent else None)
+        super().__init__(parent.pages if parent else pages)
         env = _private_env(self.dir)
         self._own_display = parent is None
         try:
@@ -475,6 +486,13 @@ class WebKitEngine(_ScriptedEngine):
 
     def _console_start(self) -> None:
         self._batches += 1
+
+    def _with_cookies_of(self, result: FetchResult, url: str) -> FetchResult:
+        """WebDriver shows only the cookies of the page's own URL, and a cookie set without Path by a response
+        to /api/items has the path /api: read them from a page on the fetched URL's host and path."""
+        parts = urlsplit(url)
+        self._navigate(f"http://{parts.hostname}:{self.pages.port}{parts.path or '/'}")
+        return replace(result, cookies=self._cookies())
 
     def _batch_args(self, concurrency: int) -> list[Any]:
         # One fetch at a time: WebKit's reason lines name no URL, so they are told apart by the markers.
@@ -557,11 +575,12 @@ def unavailable_reason(name: str) -> str | None:
     raise ValueError(f"unknown engine {name!r}")
 
 
-def start(name: str) -> Engine:
-    """Start engine `name` (raises with the reason if it cannot start). Chromium needs a playwright,
-    so it is started by the conftest; this starts the other two."""
+def start(name: str, pages: PageServer | None = None) -> Engine:
+    """Start engine `name` (raises with the reason if it cannot start), serving its pages from `pages` (shared
+    by the engines, so a port such as 5173 is bound once). Chromium needs a playwright, so it is started by
+    the conftest; this starts the other two."""
     if name == "firefox":
-        return FirefoxEngine()
+        return FirefoxEngine(pages)
     if name == "webkit":
-        return WebKitEngine()
+        return WebKitEngine(pages=pages)
     raise ValueError(f"{name} is started by the browser conftest")

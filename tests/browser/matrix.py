@@ -200,8 +200,9 @@ PINNED = [
 ]
 
 
-def exchanges(policies: Sequence[PolicySpec] = POLICIES) -> list[Exchange]:
-    """The matrix, the same on every run."""
+def exchanges(policies: Sequence[PolicySpec] = POLICIES, prefix: str = "dx") -> list[Exchange]:
+    """The matrix, the same on every run; ids are `prefix` and four digits (one prefix per engine, since the
+    engines share the proxies)."""
     rows: list[tuple[PolicySpec, tuple[str, ...]]] = []
     for spec in policies:
         rng = random.Random(f"{SEED}:{spec.name}")
@@ -209,4 +210,4 @@ def exchanges(policies: Sequence[PolicySpec] = POLICIES) -> list[Exchange]:
         rows += [(spec, row) for row in all_pairs(dimensions, rng)]
     by_name = {spec.name: spec for spec in policies}
     rows += [(by_name[name], tuple(row)) for name, *row in PINNED if name in by_name]
-    return [Exchange(f"dx{n:04d}", spec, *row) for n, (spec, row) in enumerate(rows)]
+    return [Exchange(f"{prefix}{n:04d}", spec, *row) for n, (spec, row) in enumerate(rows)]

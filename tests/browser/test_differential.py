@@ -39,7 +39,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -330,7 +330,9 @@ def write_observed(rig: Rig, engine_run: EngineRun) -> Path:
             for r in [engine_run.results[e.id]]
         ],
     }
-    path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    rows = ",\n".join(json.dumps(row, ensure_ascii=False) for row in out.pop("exchanges"))
+    head = json.dumps(out, ensure_ascii=False)[:-1]
+    path.write_text(f'{head}, "exchanges": [\n{rows}\n]}}\n', encoding="utf-8")  # one exchange a line
     return path
 
 
@@ -388,13 +390,46 @@ def test_engine_and_verdict_agree(rig: Rig, engine: Engine, capsys: pytest.Captu
                     f"needs verdict.py's {engine.name} voice (verdict.ENGINES = {JUDGED})")
 
 
+# What each engine's message says is wrong, as one family per reason (WebKit words a missing and a wrong
+# Access-Control-Allow-Origin alike, so those two are one family: "acao").
+_FAMILY = {"acao-missing": "acao", "acao-mismatch": "acao"}
+FIREFOX_KEYS = {
+    "CORSMissingAllowOrigin2": "acao", "CORSAllowOriginNotMatchingOrigin": "acao",
+    "CORSMultipleAllowOriginNotAllowed": "acao-multiple", "CORSNotSupportingCredentials": "acao-wildcard-credentials",
+    "CORSMissingAllowCredentials": "acac-not-true", "CORSMethodNotFound": "method-not-allowed",
+    "CORSInvalidAllowMethod": "method-not-allowed", "CORSMissingAllowHeaderFromPreflight2": "header-not-allowed",
+    "CORSInvalidAllowHeader": "header-not-allowed", "CORSPreflightDidNotSucceed3": "preflight-status",
+}
+WEBKIT_REASONS = [
+    ("is not allowed by Access-Control-Allow-Origin", "acao"),
+    ("cannot contain more than one origin", "acao-multiple"),
+    ("Cannot use wildcard in Access-Control-Allow-Origin", "acao-wildcard-credentials"),
+    ("Access-Control-Allow-Credentials is not", "acac-not-true"),
+    ("is not allowed by Access-Control-Allow-Methods", "method-not-allowed"),
+    ("is not allowed by Access-Control-Allow-Headers", "header-not-allowed"),
+    ("Preflight response is not successful", "preflight-status"),
+]
+
+
+def reason_family(engine_run: EngineRun, exchange: Exchange) -> str:
+    """Which reason the engine itself gave for a block (Chromium's: verdict.py's rule on its flows, which the
+    differential proves is the one Chromium printed)."""
+    result = engine_run.results[exchange.id]
+    if engine_run.engine == "firefox":
+        return FIREFOX_KEYS.get(result.cors_key or "", f"key {result.cors_key}")
+    if engine_run.engine == "webkit":
+        reason = result.cors_error or ""
+        return next((family for marker, family in WEBKIT_REASONS if marker in reason), f"text {reason!r}")
+    rule = engine_run.judged[exchange.id].verdict.rule
+    return _FAMILY.get(rule, rule)
+
+
 def outcome_class(engine_run: EngineRun, index: int) -> str:
-    """How one engine ended exchange #index: ok, or blocked and by which rule (the rule of the verdict.py
-    judgement on that engine's own flows), plus whether it sent a preflight."""
+    """How one engine ended exchange #index: ok, or blocked and for which reason (in its own message), plus
+    whether it sent a preflight."""
     exchange = engine_run.matrix[index]
-    judgement = engine_run.judged[exchange.id]
-    sent = "preflight" if judgement.preflight is not None else "no preflight"
-    outcome = "ok" if engine_run.results[exchange.id].ok else f"blocked ({judgement.verdict.rule})"
+    sent = "preflight" if engine_run.judged[exchange.id].preflight is not None else "no preflight"
+    outcome = "ok" if engine_run.results[exchange.id].ok else f"blocked ({reason_family(engine_run, exchange)})"
     return f"{outcome}, {sent}"
 
 
@@ -424,10 +459,42 @@ def test_engines_disagree_by_class(
     for seen, described in sorted(classes.items(), key=lambda item: -len(item[1])):
         lines.append("  " + "; ".join(f"{name}: {c}" for name, c in seen) + f" -- {len(described)} exchanges, e.g.")
         lines += [f"      {d}" for d in described[:3]]
+    lines += wording_by_rule(runs)
+    warned = {name: sum(FIREFOX_AUTHORIZATION_WARNING in res.console_keys for res in r.results.values())
+              for name, r in runs.items()}
+    lines.append(f"  console warnings on allowed exchanges (Authorization under Allow-Headers: *): {warned}")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
-    # Every engine judged every exchange it ran; the list above is the finding, not a failure.
+    # Every engine judged every exchange it ran; the lists above are the finding, not a failure.
     assert all(len(r.judged) == len(first.matrix) for r in runs.values())
+
+
+_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost):\d+/\S*?(?=[’'\s]|\.?$|\. )")
+_ORIGIN = re.compile(r"http://(?:127\.0\.0\.1|localhost):\d+")
+_STATUS = re.compile(r"Status code: \d+")
+
+
+def normalised(message: str) -> str:
+    """A console message with the run's URLs, origins and status codes replaced, so templates compare."""
+    return _STATUS.sub("Status code: N", _ORIGIN.sub("ORIGIN", _URL.sub("URL", message)))
+
+
+def wording_by_rule(runs: Mapping[str, EngineRun]) -> list[str]:
+    """Same block, different words: per rule (verdict.py's, on Chromium's flows), each engine's message templates."""
+    words: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for name, engine_run in runs.items():
+        for exchange in engine_run.matrix:
+            result, judgement = engine_run.results[exchange.id], engine_run.judged[exchange.id]
+            reason = engine_reason(result)
+            if not result.ok and reason is not None:
+                key = f"[{result.cors_key}] " if result.cors_key else ""
+                words[judgement.verdict.rule][name].add(key + normalised(reason))
+    lines = ["  the same blocks in each engine's words (per rule; URL, ORIGIN and N stand for the run's values):"]
+    for rule, by_engine in sorted(words.items()):
+        lines.append(f"    {rule}:")
+        for name, texts in by_engine.items():
+            lines += [f"      {name:8} {text}" for text in sorted(texts)]
+    return lines
 
 
 REPORT_REASONS = {
@@ -474,3 +541,53 @@ def test_report_mode_logs_what_the_engine_printed(rig: Rig, engine: Engine) -> N
         while not any(all(w in line for w in wanted) for line in proxy.log().splitlines()):
             assert time.monotonic() < deadline, f"no log line with {wanted!r}:\n{proxy.log()}"
             time.sleep(0.05)
+
+
+def rejudge(engine_run: EngineRun, rig: Rig) -> int:
+    """How many exchanges of a stored run disagree with verdict.py as it is now (patched, in the test below)."""
+    return sum(
+        bool(judge(engine_run.engine, e, engine_run.records[e.id], engine_run.results[e.id], rig.url(e)).problems)
+        for e in engine_run.matrix
+    )
+
+
+def test_breaking_the_judge_is_caught_per_engine(rig: Rig, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The differential fails, for this engine, when verdict.py is broken on purpose, against what the real engine
+    did (its stored run is judged again): a decision flipped (every engine), the message's words changed (each
+    engine verdict.py speaks for), and for Firefox the Authorization note dropped (Firefox's warning then has
+    no counterpart)."""
+    engine_run = run(rig, engine)
+    assert rejudge(engine_run, rig) == 0
+    by = engine_kwargs(engine.name)
+    real_actual, real_preflight, real_text = verdict.check_actual, verdict.check_preflight, verdict.console_text
+
+    def lenient_actual(*args: Any, **kwargs: Any) -> Verdict:
+        judged = real_actual(*args, **kwargs)
+        mine = kwargs.get("engine", "chromium") == by.get("engine", "chromium")
+        return verdict.OK if mine and judged.rule == "acao-missing" else judged
+
+    with monkeypatch.context() as patched:
+        patched.setattr(verdict, "check_actual", lenient_actual)
+        flipped = rejudge(engine_run, rig)
+    assert flipped >= 5, f"{engine.name}: a judge that lets a missing Access-Control-Allow-Origin pass went unnoticed"
+
+    broken = {"decision (missing ACAO passes)": flipped}
+    if engine.name in JUDGED:
+        def reworded(judged: Verdict, *args: Any, **kwargs: Any) -> str:
+            text = real_text(judged, *args, **kwargs)
+            mine = kwargs.get("engine", "chromium") == engine.name
+            return text.replace("Access-Control-Allow-Origin", "Access-Control-Allow-0rigin") if mine else text
+
+        with monkeypatch.context() as patched:
+            patched.setattr(verdict, "console_text", reworded)
+            broken["wording (0rigin)"] = rejudge(engine_run, rig)
+        assert broken["wording (0rigin)"] >= 5, f"{engine.name}: a judge with other words went unnoticed"
+    if engine.name == "firefox":
+        def silent_preflight(*args: Any, **kwargs: Any) -> Verdict:
+            return replace(real_preflight(*args, **kwargs), notes=())
+
+        with monkeypatch.context() as patched:
+            patched.setattr(verdict, "check_preflight", silent_preflight)
+            broken["Authorization note dropped"] = rejudge(engine_run, rig)
+        assert broken["Authorization note dropped"] >= 1, "firefox: a judge without the Authorization note went unnoticed"
+    print(f"{engine.name}: disagreements with the judge broken on purpose: {broken}")

@@ -184,9 +184,10 @@ class _ScriptedEngine:
 # -- Firefox --------------------------------------------------------------------------------------------------
 
 def firefox_prefs(dead: str) -> dict[str, Any]:
-    """user.js for a Firefox that talks to nothing but the test's servers: every service it would call
-    points at `dead` (a local URL nothing listens on), and the background services are off."""
-    return {
+    """user.js for a Firefox that talks to nothing but the test's servers: the background services are off,
+    and every service it would still call points at `dead` (a local URL nothing listens on) plus the pref's
+    name, so a call that slips through names its pref in the privacy test's failure."""
+    prefs = {
         "marionette.port": 0,  # a free port, written to MarionetteActivePort
         "browser.shell.checkDefaultBrowser": False,
         "browser.startup.homepage_override.mstone": "ignore",
@@ -207,7 +208,9 @@ def firefox_prefs(dead: str) -> dict[str, Any]:
         "app.update.enabled": False,
         "app.update.url": dead,
         "app.update.url.override": dead,
-        "services.settings.server": dead,  # honoured with MOZ_REMOTE_SETTINGS_DEVTOOLS=1
+        # Honoured with MOZ_REMOTE_SETTINGS_DEVTOOLS=1; Mozilla's own test profiles use this data: URL, so the
+        # sync fails at once without a request (a dead http URL is still polled).
+        "services.settings.server": "data:,#remote-settings-dummy/v1",
         "services.sync.enabled": False,
         "identity.fxaccounts.enabled": False,
         "extensions.update.enabled": False,
@@ -224,6 +227,8 @@ def firefox_prefs(dead: str) -> dict[str, Any]:
         "browser.safebrowsing.provider.google4.updateURL": dead,
         "browser.safebrowsing.provider.google.updateURL": dead,
         "browser.safebrowsing.blockedURIs.enabled": False,
+        "browser.safebrowsing.update.enabled": False,  # the tracking-protection lists' update (a POST)
+        "browser.safebrowsing.provider.mozilla.gethashURL": dead,
         "network.captive-portal-service.enabled": False,
         "network.connectivity-service.enabled": False,
         "network.trr.mode": 5,  # no DNS over HTTPS
@@ -233,7 +238,8 @@ def firefox_prefs(dead: str) -> dict[str, Any]:
         "network.http.speculative-parallel-limit": 0,
         "browser.search.update": False,
         "browser.search.geoip.url": dead,
-        "browser.region.network.url": dead,
+        "browser.region.network.url": "",  # empty: no region lookup at all (a dead URL is still called)
+        "browser.region.network.scan": False,
         "browser.region.update.enabled": False,
         "geo.provider.network.url": dead,
         "media.gmp-manager.url": dead,
@@ -254,6 +260,7 @@ def firefox_prefs(dead: str) -> dict[str, Any]:
         "dom.push.serverURL": dead,
         "network.proxy.type": 0,  # direct, unless a test routes it through a proxy
     }
+    return {name: f"{dead}{name}" if value == dead else value for name, value in prefs.items()}
 
 
 def _user_js(prefs: Mapping[str, Any]) -> str:
@@ -292,14 +299,23 @@ class FirefoxEngine(_ScriptedEngine):
 
     name = "firefox"
 
-    def __init__(self, pages: PageServer | None = None) -> None:
+    def __init__(self, pages: PageServer | None = None, proxy: str | None = None) -> None:
+        """proxy ("http://127.0.0.1:PORT"): everything this Firefox sends, from its first moment and loopback
+        included, goes through that proxy (HTTP and CONNECT), so a recording proxy sees all of it."""
         from marionette_driver.marionette import Marionette
 
         super().__init__(pages)
         self.dead_url = f"http://127.0.0.1:{free_port()}/"
         profile = self.dir / "profile"
         profile.mkdir()
-        (profile / "user.js").write_text(_user_js(firefox_prefs(self.dead_url)))
+        prefs = firefox_prefs(self.dead_url)
+        if proxy is not None:
+            port = urlsplit(proxy).port
+            prefs |= {"network.proxy.type": 1, "network.proxy.http": "127.0.0.1", "network.proxy.http_port": port,
+                      "network.proxy.ssl": "127.0.0.1", "network.proxy.ssl_port": port,
+                      "network.proxy.allow_hijacking_localhost": True, "network.proxy.no_proxies_on": "",
+                      "network.proxy.share_proxy_settings": True}
+        (profile / "user.js").write_text(_user_js(prefs))
         env = {**_private_env(self.dir), "MOZ_REMOTE_SETTINGS_DEVTOOLS": "1", "MOZ_CRASHREPORTER_DISABLE": "1"}
         self.log_path = self.dir / "firefox.log"
         with open(self.log_path, "wb") as log:

@@ -49,6 +49,7 @@ from addon import verdict
 from addon.core.fields import split_list
 from addon.verdict import Verdict
 from tests.browser.matrix import DOWN, OTHER, PAGE, POLICIES, REPORT, Exchange, PolicySpec, exchanges
+from tests.browser.conftest import ONE_LAUNCHER
 from tests.support.browser import ENGINES, Engine, FetchResult, PageServer
 from tests.support.procs import Backend, Proxy, ProxyPool, free_port
 
@@ -434,10 +435,13 @@ def outcome_class(engine_run: EngineRun, index: int) -> str:
 
 
 def test_engines_disagree_by_class(
-    rig: Rig, engine_pool: Any, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+    rig: Rig, engine_pool: Any, launcher: tuple[str, ...] | None, request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The exchanges of the matrix on which the engines disagree with each other, listed by class: what users
     cannot easily find out. Every engine that runs here takes part (its run of the matrix is reused)."""
+    if launcher is not None:
+        pytest.skip(f"cross-engine list: {ONE_LAUNCHER}")
     runs: dict[str, EngineRun] = {}
     for name in ENGINES:
         try:

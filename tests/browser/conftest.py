@@ -18,6 +18,7 @@ import pytest
 from tests.support import engines
 from tests.support.browser import (
     ENGINES,
+    ONE_LAUNCHER,
     BrowserFetch,
     BrowserHarness,
     Engine,
@@ -30,11 +31,6 @@ from tests.support.procs import Backend, ProxyPool
 HERE = Path(__file__).resolve().parent
 REASONS: dict[str, str | None] = {name: engines.unavailable_reason(name) for name in ENGINES}
 NOT_STARTED: dict[str, str] = {}  # engine -> why it failed to start
-
-
-# The lean launcher (issue 8) changes the proxy, not the browser: Chromium runs under both launchers, Firefox
-# and WebKit under mitmdump only, which keeps .ci/run (two Python pairs) well under its 45 minutes.
-ONE_LAUNCHER = "the lean launcher is proven with Chromium; Firefox and WebKit run under mitmdump only (CI time)"
 
 
 def engine_of(item: pytest.Item) -> str:

@@ -98,8 +98,9 @@ class PolicySpec:
         """The policy file: shipped, or generated into tmp for this page origin."""
         if self.file not in GENERATED:
             return REPO / "policies" / self.file
-        path = tmp / self.file
-        path.write_text(GENERATED[self.file].format(page=page_origin))
+        path, text = tmp / self.file, GENERATED[self.file].format(page=page_origin)
+        if not path.exists() or path.read_text() != text:  # a running proxy reloads a rewritten policy
+            path.write_text(text)
         return path
 
     @property

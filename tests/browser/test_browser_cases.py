@@ -199,7 +199,10 @@ def gateway(
     Reverse mode in front of upstream by default; regular=True gives a regular (forward) proxy.
     A case whose shipped policy does not exist yet is skipped.
     """
-    tmp = tmp_path_factory.mktemp("policies")
+    # One folder for the session: pytest sets this module fixture up again when the engine changes, and the
+    # same policy paths find the proxies already running in the pool.
+    tmp = tmp_path_factory.getbasetemp() / "policies"
+    tmp.mkdir(exist_ok=True)
 
     def mode(upstream: str | None, regular: bool) -> str | None:
         return None if regular else f"reverse:{upstream or backend.url}"

@@ -49,8 +49,7 @@ from addon import verdict
 from addon.core.fields import split_list
 from addon.verdict import Verdict
 from tests.browser.matrix import DOWN, OTHER, PAGE, POLICIES, REPORT, Exchange, PolicySpec, exchanges
-from tests.browser.conftest import ONE_LAUNCHER
-from tests.support.browser import ENGINES, Engine, FetchResult, PageServer
+from tests.support.browser import ENGINES, ONE_LAUNCHER, Engine, FetchResult, PageServer
 from tests.support.procs import Backend, Proxy, ProxyPool, free_port
 
 HERE = Path(__file__).resolve().parent
@@ -96,7 +95,10 @@ def rig(
     page_server: PageServer, proxies: ProxyPool, backend: Backend, tmp_path_factory: pytest.TempPathFactory
 ) -> Rig:
     """One recording proxy per policy (and per policy with an unreachable upstream), started side by side."""
-    tmp = tmp_path_factory.mktemp("matrix-policies")
+    # One folder for the session: pytest sets this module fixture up again when the engine changes, and the
+    # same policy paths find the proxies already running in the pool.
+    tmp = tmp_path_factory.getbasetemp() / "matrix-policies"
+    tmp.mkdir(exist_ok=True)
     dead = f"http://127.0.0.1:{free_port()}"
     wanted: list[tuple[PolicySpec, bool]] = [(spec, False) for spec in POLICIES]
     wanted += [(spec, True) for spec in POLICIES if spec.down]
@@ -435,13 +437,14 @@ def outcome_class(engine_run: EngineRun, index: int) -> str:
 
 
 def test_engines_disagree_by_class(
-    rig: Rig, engine_pool: Any, launcher: tuple[str, ...] | None, request: pytest.FixtureRequest,
+    engine_pool: Any, launcher: tuple[str, ...] | None, request: pytest.FixtureRequest,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The exchanges of the matrix on which the engines disagree with each other, listed by class: what users
     cannot easily find out. Every engine that runs here takes part (its run of the matrix is reused)."""
     if launcher is not None:
         pytest.skip(f"cross-engine list: {ONE_LAUNCHER}")
+    rig: Rig = request.getfixturevalue("rig")
     runs: dict[str, EngineRun] = {}
     for name in ENGINES:
         try:

@@ -35,6 +35,7 @@ from tests.support.browser import (
     PAGE_PATH,
     Engine,
     FetchResult,
+    OnPageServer,
     OriginUnavailable,
     PageServer,
     result_of,
@@ -73,7 +74,7 @@ def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
             proc.wait(timeout)
 
 
-class _ScriptedEngine:
+class _ScriptedEngine(OnPageServer):
     """What Firefox and WebKit share: pages from the page server, fetches as WebDriver async scripts."""
 
     name = ""
@@ -83,14 +84,6 @@ class _ScriptedEngine:
         self.pages = pages or PageServer()
         self.dir = Path(tempfile.mkdtemp(prefix=f"corsgate-{self.name}-"))
         self._procs: list[subprocess.Popen[bytes]] = []
-
-    @property
-    def origin(self) -> str:
-        return self.pages.origin
-
-    @property
-    def other_origin(self) -> str:
-        return self.pages.other_origin
 
     # -- what each driver provides
     def _navigate(self, url: str) -> None:

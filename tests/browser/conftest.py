@@ -40,7 +40,7 @@ def engine_of(item: pytest.Item) -> str:
 
 def lean_launcher(item: pytest.Item) -> bool:
     callspec = getattr(item, "callspec", None)
-    return callspec is not None and callspec.params.get("launcher") is not None
+    return callspec is not None and callspec.params.get("launcher") == "lean"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

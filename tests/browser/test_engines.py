@@ -55,7 +55,7 @@ def test_firefox_talks_only_to_the_tests_servers(engine: str, page_server: PageS
 
 
 @pytest.mark.parametrize("engine", ["firefox"], indirect=True)
-def test_missing_engine_is_skipped_with_its_reason(engine: str, tmp_path: os.PathLike[str]) -> None:
+def test_missing_engine_is_skipped_with_its_reason(engine: str) -> None:
     """With Firefox and WebKitWebDriver pointed at nothing, their tests skip and the summary says why."""
     env = {**os.environ, "CORSGATE_FIREFOX": "/nonexistent/firefox", "CORSGATE_WEBKIT_DRIVER": "/nonexistent/wkd"}
     for name in ("firefox", "webkit"):

@@ -98,8 +98,9 @@ class PolicySpec:
         """The policy file: shipped, or generated into tmp for this page origin."""
         if self.file not in GENERATED:
             return REPO / "policies" / self.file
-        path = tmp / self.file
-        path.write_text(GENERATED[self.file].format(page=page_origin))
+        path, text = tmp / self.file, GENERATED[self.file].format(page=page_origin)
+        if not path.exists() or path.read_text() != text:  # a running proxy reloads a rewritten policy
+            path.write_text(text)
         return path
 
     @property
@@ -200,8 +201,9 @@ PINNED = [
 ]
 
 
-def exchanges(policies: Sequence[PolicySpec] = POLICIES) -> list[Exchange]:
-    """The matrix, the same on every run."""
+def exchanges(policies: Sequence[PolicySpec] = POLICIES, prefix: str = "dx") -> list[Exchange]:
+    """The matrix, the same on every run; ids are `prefix` and four digits (one prefix per engine, since the
+    engines share the proxies)."""
     rows: list[tuple[PolicySpec, tuple[str, ...]]] = []
     for spec in policies:
         rng = random.Random(f"{SEED}:{spec.name}")
@@ -209,4 +211,4 @@ def exchanges(policies: Sequence[PolicySpec] = POLICIES) -> list[Exchange]:
         rows += [(spec, row) for row in all_pairs(dimensions, rng)]
     by_name = {spec.name: spec for spec in policies}
     rows += [(by_name[name], tuple(row)) for name, *row in PINNED if name in by_name]
-    return [Exchange(f"dx{n:04d}", spec, *row) for n, (spec, row) in enumerate(rows)]
+    return [Exchange(f"{prefix}{n:04d}", spec, *row) for n, (spec, row) in enumerate(rows)]

@@ -1,18 +1,22 @@
-"""What headless Chromium does with the gateway's answers, across the shipped policies (DESIGN §6, §4).
+"""What the three engines do with the gateway's answers, across the shipped policies (DESIGN §6, §4).
 
 Each case states the browser's outcome: the fetch resolves (with the real status)
-or is blocked, and for a block, the class of Chromium's console message. The
-gateway runs in reverse mode in front of the CORS-less backend, one mitmdump per
-policy for the whole session. Page origins: `PAGE` (http://127.0.0.1:PAGE_PORT,
-served for real, in no shipped allowlist) and `ALLOWED` (http://127.0.0.1:5173,
-in strict-allowlist.yaml, served by request interception). Every case has its own
-`?case=` query so the recorder (what reached the proxy) and Backend.hits() (what
-reached the backend) can be read per case.
+or is blocked, and for a block, the class of the console message, which MESSAGES
+spells out in each engine's own words (Firefox: also its message key). Every test
+runs in Chromium, Firefox and WebKit; where the engines really differ, the
+expectation says so per engine (ENGINE_DIFFERENCES). The gateway runs in reverse
+mode in front of the CORS-less backend, one mitmdump per policy for the whole
+session. Page origins: `PAGE` (http://127.0.0.1:PAGE_PORT, served for real, in no
+shipped allowlist) and `ALLOWED` (http://127.0.0.1:5173, in strict-allowlist.yaml:
+served by request interception in Chromium, by binding the port in the others).
+Every case has its own `?case=ENGINE.ID` query so the recorder (what reached the
+proxy) and Backend.hits() (what reached the backend) can be read per case and engine.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import BrowserFetch, BrowserHarness, FetchResult
+from tests.support.browser import REJECTION, Engine, FetchResult
 from tests.support.procs import REPO, Backend, Proxy, ProxyPool, free_port
 
 POLICIES = REPO / "policies"
@@ -28,15 +32,48 @@ PAGE = "page"  # placeholder for the page server's http://127.0.0.1:PORT origin
 ALLOWED = "http://127.0.0.1:5173"  # listed in strict-allowlist.yaml
 WILDCARD_ALLOWED = "https://shop.example.com"  # matches https://*.example.com
 APEX = "https://example.com"  # a wildcard never admits the apex
+RECORDS_SETTLE = 0.3  # the recorder may write a flow just after the browser has its answer
 
-# Chromium's console messages, by class (the text after "has been blocked by CORS policy: ").
-NO_ACAO = "No 'Access-Control-Allow-Origin' header is present on the requested resource"
-PREFLIGHT_FAILED = "Response to preflight request doesn't pass access control check"
-WILDCARD_WITH_CREDENTIALS = "must not be the wildcard '*' when the request's credentials mode is 'include'"
-HEADER_X_SDK_DATE = (
-    "Request header field x-sdk-date is not allowed by Access-Control-Allow-Headers in preflight response"
-)
-METHOD_PATCH = "Method patch is not allowed by Access-Control-Allow-Methods in preflight response"
+# The console message classes, in each engine's words (measured: Chromium 156, Firefox ESR 153, WebKitGTK 2.50):
+# Chromium's text after "has been blocked by CORS policy: ", Firefox's (key, reason), WebKit's reason line.
+NO_ACAO = "no-acao"
+PREFLIGHT_FAILED = "preflight-failed"
+WILDCARD_WITH_CREDENTIALS = "wildcard-credentials"
+HEADER_X_SDK_DATE = "header-x-sdk-date"
+METHOD_PATCH = "method-patch"
+MESSAGES: dict[str, dict[str, Any]] = {
+    NO_ACAO: {
+        "chromium": "No 'Access-Control-Allow-Origin' header is present on the requested resource",
+        "firefox": ("CORSMissingAllowOrigin2", "(Reason: CORS header ‘Access-Control-Allow-Origin’ missing)"),
+        "webkit": "is not allowed by Access-Control-Allow-Origin. Status code: ",
+    },
+    # A preflight refused with 403 and no CORS field: Chromium says the preflight failed its check, Firefox
+    # names only the missing Access-Control-Allow-Origin, WebKit the status (it checks that first).
+    PREFLIGHT_FAILED: {
+        "chromium": "Response to preflight request doesn't pass access control check",
+        "firefox": ("CORSMissingAllowOrigin2", "(Reason: CORS header ‘Access-Control-Allow-Origin’ missing). Status code: 403."),
+        "webkit": "Preflight response is not successful. Status code: 403",
+    },
+    WILDCARD_WITH_CREDENTIALS: {
+        "chromium": "must not be the wildcard '*' when the request's credentials mode is 'include'",
+        "firefox": ("CORSNotSupportingCredentials",
+                    "(Reason: Credential is not supported if the CORS header ‘Access-Control-Allow-Origin’ is ‘*’)"),
+        "webkit": "Cannot use wildcard in Access-Control-Allow-Origin when credentials flag is true.",
+    },
+    HEADER_X_SDK_DATE: {  # Chromium and Firefox lower-case the name, WebKit keeps the page's spelling
+        "chromium": "Request header field x-sdk-date is not allowed by Access-Control-Allow-Headers in preflight response",
+        "firefox": ("CORSMissingAllowHeaderFromPreflight2",
+                    "(Reason: header ‘x-sdk-date’ is not allowed according to header ‘Access-Control-Allow-Headers’ "
+                    "from CORS preflight response)"),
+        "webkit": "Request header field X-Sdk-Date is not allowed by Access-Control-Allow-Headers.",
+    },
+    METHOD_PATCH: {
+        "chromium": "Method patch is not allowed by Access-Control-Allow-Methods in preflight response",
+        "firefox": ("CORSMethodNotFound", "(Reason: Did not find method in CORS header ‘Access-Control-Allow-Methods’)"),
+        "webkit": "Method patch is not allowed by Access-Control-Allow-Methods.",
+    },
+}
+FIREFOX_AUTHORIZATION_WARNING = "CORSAllowHeaderFromPreflightDeprecation"
 
 JSON_POST: dict[str, Any] = {"method": "POST", "headers": {"Content-Type": "application/json"}, "body": '{"a": 1}'}
 X_SDK_DATE = {"X-Sdk-Date": "20261128T120000Z"}
@@ -203,7 +240,10 @@ def gateway(
     Reverse mode in front of upstream by default; regular=True gives a regular (forward) proxy.
     A case whose shipped policy does not exist yet is skipped.
     """
-    tmp = tmp_path_factory.mktemp("policies")
+    # One folder for the session: pytest sets this module fixture up again when the engine changes, and the
+    # same policy paths find the proxies already running in the pool.
+    tmp = tmp_path_factory.getbasetemp() / "policies"
+    tmp.mkdir(exist_ok=True)
 
     def mode(upstream: str | None, regular: bool) -> str | None:
         return None if regular else f"reverse:{upstream or backend.url}"
@@ -220,6 +260,14 @@ def gateway(
         return proxies(path, mode(upstream, regular))
 
     return get
+
+
+Fetch = Callable[..., FetchResult]
+
+
+def case_id(engine: Engine, name: str) -> str:
+    """A case's id in one engine's run: the engines share the proxies and the backend."""
+    return f"{engine.name}.{name}"
 
 
 def case_url(proxy: Proxy, path: str, case_id: str) -> str:
@@ -241,13 +289,20 @@ def backend_saw(backend: Backend, case_id: str) -> list[str]:
 
 
 def assert_outcome(result: FetchResult, resolved: bool, status: int | None, console: str | None) -> None:
+    """The fetch resolved with `status`, or was rejected with the engine's TypeError and its console message of
+    class `console` (Firefox: with the class's message key)."""
     if resolved:
-        assert result.ok, f"expected the fetch to resolve; Chromium said: {result.console}"
+        assert result.ok, f"expected the fetch to resolve; {result.engine} said: {result.console}"
         assert result.status == status and result.type == "cors", result
         assert result.cors_error is None, result.console
-    else:
-        assert not result.ok and result.error == "TypeError: Failed to fetch", result
-        assert result.cors_error is not None and console is not None and console in result.cors_error, result.console
+        return
+    assert not result.ok and result.error == REJECTION[result.engine], result
+    assert console is not None and result.cors_error is not None, result.console
+    expected = MESSAGES[console][result.engine]
+    if result.engine == "firefox":
+        key, expected = expected
+        assert result.cors_key == key, (result.console_keys, result.console)
+    assert expected in result.cors_error, result.console
 
 
 def verdict_for_mode(summary: str, credentials: bool) -> str:
@@ -262,101 +317,106 @@ def verdict_for_mode(summary: str, credentials: bool) -> str:
 
 
 def assert_verdict_agrees(proxy: Proxy, case_id: str, init: Mapping[str, Any], result: FetchResult) -> None:
-    """The gateway's own diagnosis (flow metadata corsgate.verdict) says what Chromium did, in Chromium's words."""
+    """The gateway's own diagnosis (flow metadata corsgate.verdict) says what the engine did: ok or blocked, and
+    for Chromium in Chromium's words (each engine's words are the differential's and the report test's matter)."""
     flows = proxy_saw(proxy, case_id, 1)
     credentials = init.get("credentials") == "include"
     verdicts = [verdict_for_mode(f["metadata"].get("corsgate.verdict", "<none>"), credentials) for f in flows]
     if result.ok:
         assert verdicts and all(v == "ok" for v in verdicts), verdicts
-    else:
-        assert result.cors_error is not None
+        return
+    assert result.cors_error is not None
+    # The browser stops at the first failing exchange, so that is the last one the proxy saw.
+    last = verdicts[-1]
+    assert last.startswith("blocked"), (last, result.console)
+    if result.engine == "chromium":
         chromium = result.cors_error.split("blocked by CORS policy: ", 1)[1]
-        # The browser stops at the first failing exchange, so that is the last one the proxy saw.
-        last = verdicts[-1]
         assert last.startswith("blocked: ") and chromium.startswith(last.removeprefix("blocked: ")), (last, chromium)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_case(
-    case: Case, gateway: Callable[..., Proxy], browser_fetch: BrowserFetch, browser_harness: BrowserHarness
-) -> None:
+def test_case(case: Case, gateway: Callable[..., Proxy], engine: Engine, engine_fetch: Fetch) -> None:
     proxy = gateway(case.policy)
-    origin = browser_harness.origin if case.origin == PAGE else case.origin
+    origin = engine.origin if case.origin == PAGE else case.origin
+    cid = case_id(engine, case.id)
     # One shared page per origin: each case has its own URL, so no preflight answer is reused.
-    result = browser_fetch(origin, case_url(proxy, case.path, case.id), dict(case.init), new_context=False)
+    result = engine_fetch(origin, case_url(proxy, case.path, cid), dict(case.init), new_context=False)
     assert_outcome(result, case.resolved, case.status, case.console)
-    assert_verdict_agrees(proxy, case.id, case.init, result)
+    assert_verdict_agrees(proxy, cid, case.init, result)
 
 
-def test_authorization_under_star(
-    gateway: Callable[..., Proxy], browser_fetch: BrowserFetch, browser_harness: BrowserHarness
-) -> None:
-    """`*` in allow_headers never covers Authorization per Fetch, but Chromium 156 enforces that only behind
-    a feature flag (DESIGN 4.4): today the literal `*` lets it through, and the verdict agrees."""
+def test_authorization_under_star(gateway: Callable[..., Proxy], engine: Engine, engine_fetch: Fetch) -> None:
+    """`*` in allow_headers never covers Authorization per Fetch, but no engine enforces that yet (DESIGN 4.4):
+    the literal `*` lets it through everywhere and the verdict agrees; Firefox alone warns that it will stop."""
     proxy = gateway("star-headers.yaml")
     init = {"headers": AUTHORIZATION}
-    result = browser_fetch(browser_harness.origin, case_url(proxy, "/any/thing", "star-authz"), init)
+    cid = case_id(engine, "star-authz")
+    result = engine_fetch(engine.origin, case_url(proxy, "/any/thing", cid), init)
     assert_outcome(result, True, 200, None)
-    preflight = proxy_saw(proxy, "star-authz", 1)[0]
+    preflight = proxy_saw(proxy, cid, 1)[0]
     answer = {k.lower(): v for k, v in preflight["response_headers"]}
     assert preflight["method"] == "OPTIONS" and answer["access-control-allow-headers"] == "*"
-    assert_verdict_agrees(proxy, "star-authz", init, result)
+    assert_verdict_agrees(proxy, cid, init, result)
+    warned = FIREFOX_AUTHORIZATION_WARNING in result.console_keys
+    assert warned == (engine.name == "firefox"), (result.console_keys, result.console)
 
 
 def test_preflight_answered_by_gateway_never_reaches_backend(
-    gateway: Callable[..., Proxy], browser_fetch: BrowserFetch, browser_harness: BrowserHarness, backend: Backend
+    gateway: Callable[..., Proxy], engine: Engine, engine_fetch: Fetch, backend: Backend
 ) -> None:
     proxy = gateway("default.yaml")
-    result = browser_fetch(browser_harness.origin, case_url(proxy, "/any/thing", "answered"), JSON_POST)
+    cid = case_id(engine, "answered")
+    result = engine_fetch(engine.origin, case_url(proxy, "/any/thing", cid), JSON_POST)
     assert_outcome(result, True, 200, None)
-    assert methods(proxy_saw(proxy, "answered", 2)) == ["OPTIONS", "POST"]
-    assert backend_saw(backend, "answered") == ["POST"]
+    assert methods(proxy_saw(proxy, cid, 2)) == ["OPTIONS", "POST"]
+    assert backend_saw(backend, cid) == ["POST"]
     assert result.json()["body"] == JSON_POST["body"]
 
 
 def test_outside_origin_preflight_is_refused_before_the_backend(
-    gateway: Callable[..., Proxy], browser_fetch: BrowserFetch, browser_harness: BrowserHarness, backend: Backend
+    gateway: Callable[..., Proxy], engine: Engine, engine_fetch: Fetch, backend: Backend
 ) -> None:
     proxy = gateway("strict-allowlist.yaml")
-    result = browser_fetch(browser_harness.origin, case_url(proxy, "/api/items", "refused"), JSON_POST)
+    cid = case_id(engine, "refused")
+    result = engine_fetch(engine.origin, case_url(proxy, "/api/items", cid), JSON_POST)
     assert_outcome(result, False, None, PREFLIGHT_FAILED)
-    (preflight,) = proxy_saw(proxy, "refused", 1)
+    (preflight,) = proxy_saw(proxy, cid, 1)
     assert preflight["method"] == "OPTIONS" and preflight["status"] == 403
     assert not any(k.lower().startswith("access-control-") for k, _ in preflight["response_headers"])
-    assert backend_saw(backend, "refused") == []
+    assert backend_saw(backend, cid) == []
 
 
 def test_apig_seed_preflight_with_x_sdk_date(
-    gateway: Callable[..., Proxy], browser_fetch: BrowserFetch, browser_harness: BrowserHarness, backend: Backend
+    gateway: Callable[..., Proxy], engine: Engine, engine_fetch: Fetch, backend: Backend
 ) -> None:
     """The seed page's call: PUT /simple with X-Sdk-Date, preflight answered by the OPTIONS mock API."""
     proxy = gateway("apig-seed.yaml")
     init = {"method": "PUT", "headers": {**X_SDK_DATE, "Content-Type": "application/json"}, "body": "{}"}
-    result = browser_fetch(browser_harness.origin, case_url(proxy, "/simple", "seed-put"), init)
+    cid = case_id(engine, "seed-put")
+    result = engine_fetch(engine.origin, case_url(proxy, "/simple", cid), init)
     assert_outcome(result, True, 200, None)
-    records = proxy_saw(proxy, "seed-put", 2)
+    records = proxy_saw(proxy, cid, 2)
     assert [r["method"] for r in records] == ["OPTIONS", "PUT"]
     answer = {k.lower(): v for k, v in records[0]["response_headers"]}
     assert records[0]["status"] == 200 and answer["access-control-allow-origin"] == "*"
     assert "X-Sdk-Date" in answer["access-control-allow-headers"].split(",")
     assert answer["access-control-max-age"] == "172800"
-    assert backend_saw(backend, "seed-put") == ["PUT"]
+    assert backend_saw(backend, cid) == ["PUT"]
 
 
-def test_request_id_readable_only_when_exposed(
-    gateway: Callable[..., Proxy], browser_fetch: BrowserFetch, browser_harness: BrowserHarness
-) -> None:
+def test_request_id_readable_only_when_exposed(gateway: Callable[..., Proxy], engine: Engine, engine_fetch: Fetch) -> None:
     # strict-allowlist exposes X-Request-Id; the seed's CORS switch (APIG scenario 1) adds only ACAO: *.
     strict = gateway("strict-allowlist.yaml")
-    exposed = browser_fetch(ALLOWED, case_url(strict, "/api/items", "rid-exposed"), {})
+    exposed = engine_fetch(ALLOWED, case_url(strict, "/api/items", case_id(engine, "rid-exposed")), {})
     assert_outcome(exposed, True, 200, None)
     assert re.fullmatch(r"[0-9a-f]{32}", exposed.readable_headers.get("x-request-id", "")), exposed.readable_headers
 
     seed = gateway("apig-seed.yaml")
-    hidden = browser_fetch(browser_harness.origin, case_url(seed, "/simple", "rid-hidden"), {})
+    cid = case_id(engine, "rid-hidden")
+    hidden = engine_fetch(engine.origin, case_url(seed, "/simple", cid), {})
     assert_outcome(hidden, True, 200, None)
     assert "x-request-id" not in hidden.readable_headers
-    (record,) = proxy_saw(seed, "rid-hidden", 1)
+    (record,) = proxy_saw(seed, cid, 1)
     assert any(k.lower() == "x-request-id" for k, _ in record["response_headers"]), "sent, just not exposed"
 
 
@@ -378,35 +438,37 @@ def test_plugin_added_header_readable_only_when_exposed(
 
 
 def test_expose_star_with_credentials_exposes_backend_headers(
-    gateway: Callable[..., Proxy], browser_fetch: BrowserFetch, browser_harness: BrowserHarness
+    gateway: Callable[..., Proxy], engine: Engine, engine_fetch: Fetch
 ) -> None:
     # default.yaml: expose_headers '*' with credentials is answered with the response's header names.
     proxy = gateway("default.yaml")
-    url = case_url(proxy, "/any/thing?header=X-Request-Id:abc123", "expose-star")
-    result = browser_fetch(browser_harness.origin, url, {"credentials": "include"})
+    url = case_url(proxy, "/any/thing?header=X-Request-Id:abc123", case_id(engine, "expose-star"))
+    result = engine_fetch(engine.origin, url, {"credentials": "include"})
     assert_outcome(result, True, 200, None)
     assert result.readable_headers.get("x-request-id") == "abc123"
     assert result.readable_headers.get("x-backend") == "1"
 
 
 def test_credentials_with_allowlisted_origin_round_trip_cookies(
-    gateway: Callable[..., Proxy], browser_fetch: BrowserFetch
+    gateway: Callable[..., Proxy], engine: Engine, engine_fetch: Fetch
 ) -> None:
     proxy = gateway("strict-allowlist.yaml")
-    url = case_url(proxy, "/api/items?set_cookie=session=fresh", "cookies")
+    url = case_url(proxy, "/api/items?set_cookie=session=fresh", case_id(engine, "cookies"))
     cookie = {"name": "sid", "value": "s3cret", "url": proxy.url}
-    result = browser_fetch(ALLOWED, url, {"credentials": "include"}, cookies=[cookie])
+    result = engine_fetch(ALLOWED, url, {"credentials": "include"}, cookies=[cookie])
     assert_outcome(result, True, 200, None)
     sent = [v for k, v in result.json()["headers"] if k.lower() == "cookie"]
     assert sent == ["sid=s3cret"]
     assert {c["name"]: c["value"] for c in result.cookies}.get("session") == "fresh", result.cookies
 
 
-def test_credentials_without_include_send_no_cookie(gateway: Callable[..., Proxy], browser_fetch: BrowserFetch) -> None:
+def test_credentials_without_include_send_no_cookie(
+    gateway: Callable[..., Proxy], engine: Engine, engine_fetch: Fetch
+) -> None:
     proxy = gateway("strict-allowlist.yaml")
     cookie = {"name": "sid", "value": "s3cret", "url": proxy.url}
-    url = case_url(proxy, "/api/items", "no-cookies")
-    result = browser_fetch(ALLOWED, url, {"credentials": "omit"}, cookies=[cookie])
+    url = case_url(proxy, "/api/items", case_id(engine, "no-cookies"))
+    result = engine_fetch(ALLOWED, url, {"credentials": "omit"}, cookies=[cookie])
     assert_outcome(result, True, 200, None)
     assert not [v for k, v in result.json()["headers"] if k.lower() == "cookie"]
 
@@ -414,37 +476,51 @@ def test_credentials_without_include_send_no_cookie(gateway: Callable[..., Proxy
 @pytest.mark.parametrize(("policy", "origin", "path"), UNREACHABLE)
 def test_unreachable_upstream_is_a_readable_502(
     policy: str, origin: str, path: str, gateway: Callable[..., Proxy], dead_upstream: str,
-    browser_fetch: BrowserFetch, browser_harness: BrowserHarness,
+    engine: Engine, engine_fetch: Fetch,
 ) -> None:
     proxy = gateway(policy, upstream=dead_upstream)
-    page = browser_harness.origin if origin == PAGE else origin
-    result = browser_fetch(page, case_url(proxy, path, "down"), {})
+    page = engine.origin if origin == PAGE else origin
+    cid = case_id(engine, "down")
+    result = engine_fetch(page, case_url(proxy, path, cid), {})
     assert_outcome(result, True, 502, None)
     assert result.json()["error_code"] == "APIG.0201"
-    assert_verdict_agrees(proxy, "down", {}, result)
+    assert_verdict_agrees(proxy, cid, {}, result)
 
 
-def test_preflight_cached_by_max_age(gateway: Callable[..., Proxy], browser_fetch: BrowserFetch) -> None:
-    """Max-Age 600: the second call sends no preflight; cache: 'no-store' makes Chromium bypass its preflight cache."""
+# The preflight cache, per engine (measured). Four JSON POSTs to one URL allowed with Max-Age 600, then one with
+# cache: 'no-store'. Chromium and WebKit reuse the cached preflight from the second call on; Firefox misses its
+# cache on up to two lookups that should hit early in a session (how many depends on what the session did
+# before: two in a fresh one), then hits. `no-store` makes Chromium and Firefox bypass their preflight cache;
+# WebKit still reuses it.
+EARLY_MISSES = {"chromium": 0, "firefox": 2, "webkit": 0}
+NO_STORE_PREFLIGHTS = {"chromium": True, "firefox": True, "webkit": False}
+
+
+def test_preflight_cached_by_max_age(gateway: Callable[..., Proxy], engine: Engine, engine_fetch: Fetch) -> None:
+    """Max-Age 600: later calls send no preflight; cache: 'no-store' bypasses the cache where the engine does."""
     proxy = gateway("strict-allowlist.yaml")
-    url = case_url(proxy, "/api/items", "max-age")
-    for expected, init in [
-        (["OPTIONS", "POST"], JSON_POST),
-        (["OPTIONS", "POST", "POST"], JSON_POST),
-        (["OPTIONS", "POST", "POST", "OPTIONS", "POST"], {**JSON_POST, "cache": "no-store"}),
-    ]:
-        result = browser_fetch(ALLOWED, url, init, new_context=False)
-        assert_outcome(result, True, 200, None)
-        assert methods(proxy_saw(proxy, "max-age", len(expected))) == expected
+    cid = case_id(engine, "max-age")
+    url = case_url(proxy, "/api/items", cid)
+    for _ in range(4):
+        assert_outcome(engine_fetch(ALLOWED, url, JSON_POST, new_context=False), True, 200, None)
+    cached = methods(proxy_saw(proxy, cid, 5))
+    time.sleep(RECORDS_SETTLE)
+    cached = methods(proxy_saw(proxy, cid))
+    assert cached[:2] == ["OPTIONS", "POST"] and cached.count("POST") == 4, cached
+    assert cached.count("OPTIONS") - 1 <= EARLY_MISSES[engine.name], cached
+    assert cached[-2:] == ["POST", "POST"], f"the fourth call was no cache hit: {cached}"
+
+    assert_outcome(engine_fetch(ALLOWED, url, {**JSON_POST, "cache": "no-store"}, new_context=False), True, 200, None)
+    tail = ["OPTIONS", "POST"] if NO_STORE_PREFLIGHTS[engine.name] else ["POST"]
+    assert methods(proxy_saw(proxy, cid, len(cached) + len(tail))) == cached + tail
 
 
-def test_regular_proxy_mode(
-    gateway: Callable[..., Proxy], backend: Backend, browser_fetch: BrowserFetch, browser_harness: BrowserHarness
-) -> None:
+def test_regular_proxy_mode(gateway: Callable[..., Proxy], backend: Backend, engine: Engine, engine_fetch: Fetch) -> None:
     """Browser configured to use the proxy: the preflight for a JSON POST to the backend is answered on the way."""
     proxy = gateway("default.yaml", regular=True)
-    url = f"{backend.url}/any/thing?case=regular"
-    result = browser_fetch(browser_harness.origin, url, JSON_POST, proxy=proxy.url)
+    cid = case_id(engine, "regular")
+    url = f"{backend.url}/any/thing?case={cid}"
+    result = engine_fetch(engine.origin, url, JSON_POST, proxy=proxy.url)
     assert_outcome(result, True, 200, None)
-    assert methods(proxy_saw(proxy, "regular", 2)) == ["OPTIONS", "POST"]
-    assert backend_saw(backend, "regular") == ["POST"]
+    assert methods(proxy_saw(proxy, cid, 2)) == ["OPTIONS", "POST"]
+    assert backend_saw(backend, cid) == ["POST"]

@@ -1,7 +1,7 @@
 """mitmproxy script that records what the proxy did with each flow, for tests.
 
 Loaded as a second ``-s`` after the gateway, so its hooks run after the gateway's
-and see the final exchange. It appends one JSON line per flow to the file named by
+and see the final exchange. It appends one JSON line per flow (and per CONNECT) to the file named by
 the ``CORSGATE_RECORD`` environment variable (and does nothing when it is unset):
 what the client asked, what the client was answered (or the error), and the
 gateway's ``corsgate*`` flow metadata. Tests use it to tell whether a preflight
@@ -38,6 +38,11 @@ def _record(event: str, flow: http.HTTPFlow) -> None:
     # One write per line, flushed on close, so a test reading mid-run never sees half a record.
     with open(path, "a", encoding="utf-8") as file:
         file.write(json.dumps(entry) + "\n")
+
+
+def http_connect(flow: http.HTTPFlow) -> None:
+    """Record a CONNECT (regular mode) as it arrives: a browser's HTTPS call shows up here, even if it goes no further."""
+    _record("connect", flow)
 
 
 def response(flow: http.HTTPFlow) -> None:

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from addon.core import origins
 from addon.core.cors import APIG_PREFLIGHT_HEADERS, CorsRule
 from addon.core.origins import DEFAULT_PORTS, Origin, parse_origin_rule
-from addon.core.policy import Api, LoadedPolicy, Problem, _field_path, line_of, located_tree
+from addon.core.policy import Api, LoadedPolicy, Problem, _field_path, group_domains, line_of, located_tree
 from addon.core.responses import (
     API_NOT_FOUND,
     APP_AUTH_MISSING,
@@ -160,9 +160,16 @@ class _Rule:
     rule: CorsRule
 
 
-def route_regex(api: Api, method_pattern: str | None = None) -> str:
-    """The anchored regex over "host path method" that a request of this API matches (routing.Router's rules)."""
-    host = literal_regex(api.host) if api.host else "[^ ]*"
+def route_regex(api: Api, method_pattern: str | None = None, domains: Sequence[str] = ()) -> str:
+    """The anchored regex over "scheme host path method" that a request of this API matches (routing.Router's
+    rules): its host, else its group's domains (issue 18), else any; its req_protocol as nginx's $scheme."""
+    if api.host:
+        host = literal_regex(api.host)
+    elif domains:
+        host = "(?:" + "|".join(literal_regex(d.lower()) for d in sorted(domains)) + ")"
+    else:
+        host = "[^ ]*"
+    scheme = {"HTTP": "http", "HTTPS": "https"}.get(api.req_protocol, "https?")
     segments = parse_path(api.path)
     parts = []
     rest = False
@@ -181,7 +188,7 @@ def route_regex(api: Api, method_pattern: str | None = None) -> str:
         elif not segments:
             path = "/"
     method = method_pattern or (".+" if api.method == "ANY" else literal_regex(api.method))
-    return f"^{host} {path} {method}$"
+    return f"^{scheme} {host} {path} {method}$"
 
 
 def origin_regex(rule_text: str) -> str:
@@ -317,7 +324,8 @@ class _Writer:
             next((self.rules[n] for n in api.plugins if n in self.rules), None) for api in self.policy.apis
         ]
         apis = self.policy.apis
-        self.order = sorted(range(len(apis)), key=lambda i: _rank(apis[i], i))
+        self.domains = [group_domains(self.policy, api) for api in apis]
+        self.order = sorted(range(len(apis)), key=lambda i: _rank(apis[i], i, self.domains[i]))
         self._check()
 
     # -- checks ------------------------------------------------------------------------------------------
@@ -362,7 +370,10 @@ class _Writer:
                 warn(((*loc, "precedence"), "gateway: nginx removes the backend's " + ", ".join(CORS_FIELDS)
                       + "; other Access-Control-* fields pass"))
         for i, api in enumerate(self.policy.apis):
-            fits(("apis", i, "path"), regex_key(route_regex(api)))
+            fits(("apis", i, "path"), regex_key(route_regex(api, domains=self.domains[i])))
+            if api.req_protocol == "HTTPS":
+                warn((("apis", i, "req_protocol"), "HTTPS: the exported server listens on plain HTTP, so this API "
+                      "never matches there (as corsgate answers plain HTTP); put a TLS listener in front to reach it"))
             backend = api.backend
             if backend.type != "mock":
                 continue
@@ -428,16 +439,16 @@ class _Writer:
         apis = self.policy.apis
         out = ["# -- corsgate: which API (DESIGN 4.1: first regex that matches, in corsgate's precedence) ----"]
         for source, variable, method in (
-            ('"$host $cg_path $request_method"', "cg_route", None),
-            ('"$host $cg_path OPTIONS"', "cg_route_options", "OPTIONS"),
-            ('"$host $cg_path $http_access_control_request_method"', "cg_route_acrm", None),
+            ('"$scheme $host $cg_path $request_method"', "cg_route", None),
+            ('"$scheme $host $cg_path OPTIONS"', "cg_route_options", "OPTIONS"),
+            ('"$scheme $host $cg_path $http_access_control_request_method"', "cg_route_acrm", None),
         ):
             entries = []
             for i in self.order:
                 api = apis[i]
                 if method and api.method not in (method, "ANY"):
                     continue
-                entries.append((regex_key(route_regex(api)), str(i)))
+                entries.append((regex_key(route_regex(api, domains=self.domains[i])), str(i)))
             out += self._map(source, variable, entries, '""')
         # cors.Engine._preflight: the API routed by the requested method answers when it has a CORS plug-in,
         # unless an OPTIONS API routed for the path is more specific (precedence without method and order).
@@ -445,7 +456,7 @@ class _Writer:
         out += self._map("$cg_route_acrm", "cg_acrm_rule", [(f'"{i}"', str(i)) for i in with_rule], '""')
         out += self._map("$cg_acrm_rule", "cg_pf_default", [('""', "$cg_route_options")], "$cg_acrm_rule")
         pairs = []
-        ranks = [_rank(a, 0)[:-2] for a in apis]  # as cors._more_specific: without method and file order
+        ranks = [_rank(a, 0, d)[:-2] for a, d in zip(apis, self.domains)]  # as cors._more_specific: without method and file order
         for a, api in enumerate(apis):
             if api.method != "OPTIONS":
                 continue
@@ -678,9 +689,10 @@ class _Writer:
         return lines
 
 
-def _rank(api: Api, index: int) -> tuple[int, ...]:
-    """routing.precedence of an API: the order its route regexes are written in."""
-    return precedence(api.host, api.method, api.path, api.match_mode, index)
+def _rank(api: Api, index: int, domains: Sequence[str] = ()) -> tuple[int, ...]:
+    """routing.precedence of an API: the order its route regexes are written in (a group's domains make it
+    host-specific, as routing.Router ranks it)."""
+    return precedence(api.host or (min(domains) if domains else None), api.method, api.path, api.match_mode, index)
 
 
 def _var(name: str) -> str:

@@ -37,6 +37,8 @@ from addon.core import origins
 from addon.core.cors import APIG_PREFLIGHT_HEADERS, CorsRule
 from addon.core.origins import DEFAULT_PORTS, Origin, parse_origin_rule
 from addon.core.policy import Api, LoadedPolicy, Problem, _field_path, group_domains, line_of, located_tree
+from addon.core.rawheaders import raw
+from addon.core.resp_headers import RespHeaderRule
 from addon.core.responses import (
     API_NOT_FOUND,
     APP_AUTH_MISSING,
@@ -320,6 +322,11 @@ class _Writer:
             name: _Rule(i, name, CorsRule(name, p.content)) for i, (name, p) in enumerate(self.policy.plugins.items())
             if p.type == "cors"
         }
+        self.edits = {name: RespHeaderRule(name, p.content) for name, p in self.policy.plugins.items()
+                      if p.type == "set_resp_headers"}
+        self.api_edit: list[RespHeaderRule | None] = [
+            next((self.edits[n] for n in api.plugins if n in self.edits), None) for api in self.policy.apis
+        ]
         self.api_rule: list[_Rule | None] = [
             next((self.rules[n] for n in api.plugins if n in self.rules), None) for api in self.policy.apis
         ]
@@ -369,6 +376,20 @@ class _Writer:
             if content.precedence == "gateway":
                 warn(((*loc, "precedence"), "gateway: nginx removes the backend's " + ", ".join(CORS_FIELDS)
                       + "; other Access-Control-* fields pass"))
+        for name, edit in self.edits.items():
+            for j, (action, low, _, _) in enumerate(edit.ops):
+                loc = ("plugins", name, "content", "response_headers", j)
+                if low.decode() in MANAGED | {"content-type"}:
+                    err(((*loc, "name"), f"{low.decode()} is set by nginx or by the exported CORS rules: nginx cannot "
+                         "let a set_resp_headers plug-in edit it"))
+                elif action in ("override", "delete", "append"):
+                    warn(((*loc, "action"), f"{action}: nginx hides the backend's {low.decode()} on every API and puts "
+                          "back only its first field where no plug-in replaces it (nginx 1.22 reads one field per "
+                          "name), so duplicate fields from the backend are cut to the first"
+                          + ("; append joins only that first field" if action == "append" else "")))
+                elif action == "skip":
+                    warn(((*loc, "action"), f"skip: nginx cannot tell an empty {low.decode()} from a missing one, "
+                          "so an empty backend field gets the plug-in's field beside it"))
         for i, api in enumerate(self.policy.apis):
             fits(("apis", i, "path"), regex_key(route_regex(api, domains=self.domains[i])))
             if api.req_protocol == "HTTPS":
@@ -603,23 +624,73 @@ class _Writer:
         ct: list[tuple[str, str]] = [(regex_key("^1:(?:40|50)"), '"application/json"')]
         mock_headers: dict[str, list[tuple[str, str]]] = {}
         bodies: list[tuple[str, str]] = []
+        names: dict[tuple[str, int], str] = {}
         for i, api in enumerate(self.policy.apis):
             if api.backend.type != "mock":
                 continue
             key = f'"1:m{api.backend.status}:{i}"'
             bodies.append((f'"{i}"', value(api.backend.body)))
-            for name, val in api.backend.headers.items():
+            seen: dict[str, int] = {}
+            for name, val in _mock_fields(api, self.api_edit[i]):
                 if name.lower() == "content-type":
                     ct.append((key, value(val)))
-                else:
-                    mock_headers.setdefault(name.lower(), []).append((key, value(val)))
+                    continue
+                slot = (name.lower(), seen.get(name.lower(), 0))  # a plug-in's `add` makes a second field
+                seen[name.lower()] = slot[1] + 1
+                names.setdefault(slot, name)
+                mock_headers.setdefault(slot, []).append((key, value(val)))
         out += self._map('"$cg_made:$cg_err$cg_act:$cg_api"', "cg_content_type", ct, '""')
-        self.mock_names = {}
-        for k, (low, entries) in enumerate(sorted(mock_headers.items())):
-            name = next(n for a in self.policy.apis for n in a.backend.headers if n.lower() == low)
-            self.mock_names[name] = f"cg_mock_{k}"
+        self.mock_names: list[tuple[str, str]] = []
+        for k, (slot, entries) in enumerate(sorted(mock_headers.items())):
+            self.mock_names.append((names[slot], f"cg_mock_{k}"))
             out += self._map('"$cg_made:$cg_err$cg_act:$cg_api"', f"cg_mock_{k}", entries, '""')
         out += self._map("$cg_api", "cg_mock_body", bodies, '""')
+        return out + self._edits()
+
+    def _edits(self) -> list[str]:
+        """set_resp_headers on upstream answers (resp_headers.RespHeaderRule): per header name, a field that
+        replaces the backend's (override, delete, append, and skip or add where the name is hidden) and one more
+        for `add`, chosen by $cg_rh, the API's plug-in while the answer is the upstream's ($cg_made empty).
+        Mocks get their plug-in's edit at export time (_mock_fields); gateway-made errors get none."""
+        self.edit_headers: list[str] = []
+        self.edit_hidden: list[str] = []
+        if not self.edits:
+            return []
+        index = {name: str(k) for k, name in enumerate(self.edits)}
+        active = [(f'":{i}"', index[e.name]) for i, e in enumerate(self.api_edit)
+                  if e is not None and self.policy.apis[i].backend.type != "mock"]
+        out = ["# -- corsgate: set_resp_headers plug-ins (resp_headers.RespHeaderRule) ------------------",
+               *self._map('"$cg_made:$cg_api"', "cg_rh", active, '""')]
+        ops: dict[bytes, list[tuple[str, str, str, str]]] = {}  # lower name -> (plug-in index, action, name, value)
+        for name, edit in self.edits.items():
+            for action, low, written, val in edit.ops:
+                ops.setdefault(low, []).append((index[name], action, written.decode("utf-8", "surrogateescape"),
+                                                val.decode("utf-8", "surrogateescape")))
+        for k, (low, entries) in enumerate(sorted(ops.items())):
+            var, name = _var(low.decode()), entries[0][2]
+            upstream = f"$upstream_http_{var}"
+            hidden = any(action in ("override", "delete", "append") for _, action, _, _ in entries)
+            keep = upstream if hidden else '""'
+            replace: list[tuple[str, str]] = []
+            more: list[tuple[str, str]] = []
+            for n, action, _, val in entries:
+                if action == "override":
+                    replace.append((f'"{n}"', value(val)))
+                elif action == "delete":
+                    replace.append((f'"{n}"', '""'))
+                elif action in ("append", "skip"):
+                    joined = f'"${{upstream_http_{var}}},{value(val)[1:]}' if action == "append" else keep
+                    out += self._map(upstream, f"cg_rh_{n}_{k}", [('""', value(val))], joined)
+                    replace.append((f'"{n}"', f"$cg_rh_{n}_{k}"))
+                else:  # add
+                    more.append((f'"{n}"', value(val)))
+            out += self._map("$cg_rh", f"cg_rh_set_{k}", replace, keep)
+            self.edit_headers.append(f"add_header {name} $cg_rh_set_{k} always;")
+            if more:
+                out += self._map("$cg_rh", f"cg_rh_add_{k}", more, '""')
+                self.edit_headers.append(f"add_header {name} $cg_rh_add_{k} always;")
+            if hidden:
+                self.edit_hidden.append(name)
         return out
 
     def _server(self) -> list[str]:
@@ -638,7 +709,8 @@ class _Writer:
         if rid:
             headers.append("add_header X-Request-Id $cg_rid always;")
         headers.append("add_header Content-Type $cg_content_type always;")
-        headers += [f"add_header {name} ${var} always;" for name, var in self.mock_names.items()]
+        headers += [f"add_header {name} ${var} always;" for name, var in self.mock_names]
+        headers += self.edit_headers
         hidden = [*CORS_FIELDS, *(["X-Request-Id"] if rid else [])]
         lines = [
             "# -- corsgate: the gateway -----------------------------------------------------------------",
@@ -650,7 +722,7 @@ class _Writer:
             '    set $cg_err "";',
             *(f"    {h}" for h in headers),
             *(['    more_set_headers "Server: $cg_server";'] if self.more else []),
-            *(f"    proxy_hide_header {name};" for name in hidden),
+            *(f"    proxy_hide_header {name};" for name in [*hidden, *self.edit_hidden]),
             "    proxy_pass_header Server;",
             "    proxy_http_version 1.1;",
             f"    proxy_set_header Host {value(self.authority)};  # as mitmproxy's reverse mode sends it",
@@ -687,6 +759,13 @@ class _Writer:
             "}",
         ]
         return lines
+
+
+def _mock_fields(api: Api, edit: RespHeaderRule | None) -> list[tuple[str, str]]:
+    """A mock's header fields after its API's set_resp_headers edit, as gateway.made_fields makes them."""
+    fields = [(raw(k), raw(v)) for k, v in api.backend.headers.items()]
+    edited = edit.apply(fields) if edit is not None else fields
+    return [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for k, v in edited]
 
 
 def _rank(api: Api, index: int, domains: Sequence[str] = ()) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ import pytest
 from addon.core.origins import OriginMatcher, parse_origin_rule
 from addon.core.policy import group_domains, parse_policy
 from addon.core.routing import Router
-from addon.tools.nginx_export import VALID_ORIGIN, _rank, origin_regex, quote, route_regex
+from addon.tools.nginx_export import VALID_ORIGIN, ExportError, _rank, export_nginx, origin_regex, quote, route_regex
 
 POLICY = """\
 version: 1
@@ -133,3 +133,35 @@ def _nginx_unquote(token: str) -> str:
 def test_quote_survives_nginx_unescaping(text: str) -> None:
     assert _nginx_unquote(quote(text)) == text
     assert _nginx_unquote(quote(text, variables=True)) == text.replace("$", "${cg_dollar}")
+
+
+RESP = """\
+version: 1
+plugins:
+  h:
+    type: set_resp_headers
+    content:
+      response_headers:
+        - {name: X-A, value: v, action: append}
+        - {name: Server, value: s, action: override}
+apis:
+  - {name: a, method: GET, path: /a, plugins: [h]}
+  - {name: t, method: GET, path: /t, req_protocol: HTTPS}
+"""
+
+
+def test_set_resp_headers_on_an_nginx_managed_name_is_refused_with_line_and_field() -> None:
+    with pytest.raises(ExportError) as raised:
+        export_nginx(parse_policy(RESP, "p.yaml"), "http://127.0.0.1:9", text=RESP)
+    assert [str(p.render("p.yaml")) for p in raised.value.problems] == [
+        "p.yaml:8: plugins.h.content.response_headers[1].name: server is set by nginx or by the exported CORS "
+        "rules: nginx cannot let a set_resp_headers plug-in edit it"]
+
+
+def test_append_and_https_only_are_warned_with_line_and_field() -> None:
+    text = RESP.replace("        - {name: Server, value: s, action: override}\n", "")
+    warnings = [p.render("p.yaml") for p in export_nginx(parse_policy(text, "p.yaml"), "http://127.0.0.1:9",
+                                                         text=text).warnings]
+    assert [w.split(": ")[0] + ": " + w.split(": ")[1] for w in warnings] == [
+        "p.yaml:7: plugins.h.content.response_headers[0].action", "p.yaml:10: apis[1].req_protocol"]
+    assert "append joins only that first field" in warnings[0] and "never matches" in warnings[1]

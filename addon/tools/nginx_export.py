@@ -477,7 +477,8 @@ class _Writer:
         out += self._map("$cg_route_acrm", "cg_acrm_rule", [(f'"{i}"', str(i)) for i in with_rule], '""')
         out += self._map("$cg_acrm_rule", "cg_pf_default", [('""', "$cg_route_options")], "$cg_acrm_rule")
         pairs = []
-        ranks = [_rank(a, 0, d)[:-2] for a, d in zip(apis, self.domains)]  # as cors._more_specific: without method and file order
+        # as cors._more_specific: without method and file order
+        ranks = [_rank(a, 0, d)[:-2] for a, d in zip(apis, self.domains)]
         for a, api in enumerate(apis):
             if api.method != "OPTIONS":
                 continue

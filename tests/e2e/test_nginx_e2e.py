@@ -209,12 +209,16 @@ def test_shipped_policies_answer_alike(backend: Backend, name: str) -> None:
         assert _both(pair, exchanges) == []
 
 
+def _by_host(backend: Backend, policy: Path, text: str) -> tuple[Proxy, Nginx]:
+    """_pair for a policy text that routes by host. keep_host_header: in reverse mode mitmproxy otherwise
+    rewrites Host to the upstream's before corsgate routes, while nginx routes by the client's Host, as APIG
+    does by domain."""
+    policy.write_text(text)
+    return _pair(policy, backend.url, ("--set", "keep_host_header=true"))
+
+
 def test_everything_answers_alike(backend: Backend, tmp_path: Path) -> None:
-    policy = tmp_path / "everything.yaml"
-    policy.write_text(EVERYTHING)
-    # keep_host_header: in reverse mode mitmproxy otherwise rewrites Host to the upstream's before corsgate
-    # routes, while nginx routes by the client's Host, as APIG does by domain.
-    proxy, nginx = pair = _pair(policy, backend.url, ("--set", "keep_host_header=true"))
+    proxy, nginx = pair = _by_host(backend, tmp_path / "everything.yaml", EVERYTHING)
     with proxy, nginx:
         assert _both(pair, EVERYTHING_EXCHANGES) == []
         # Access-Control-Request-Headers is echoed only as valid tokens, never raw: corsgate drops the bad
@@ -257,14 +261,10 @@ plugins:
     content: {allow_methods: GET}
   headers:
     type: set_resp_headers
-    content:
-      response_headers:
-        - {name: X-Override, value: mine, action: override}
-        - {name: X-Append, value: "mi$ne", action: append}
-        - {name: X-Delete, action: delete}
-        - {name: X-Skip, value: mine, action: skip}
-        - {name: X-Add, value: mine, action: add}
-        - {name: X-Absent-Skip, value: mine, action: skip}
+    content:  # names in other cases than the backend's: matched case-insensitively, as corsgate does
+      response_headers: [{name: x-override, value: mine, action: override}, {name: X-APPEND, value: "mi$ne",
+                          action: append}, {name: x-delete, action: delete}, {name: x-skip, value: mine, action: skip},
+                         {name: X-add, value: mine, action: add}, {name: X-Absent-Skip, value: mine, action: skip}]
 apis:
   - {name: up, method: ANY, path: /up, match_mode: SWA, plugins: [web, headers]}
   - {name: mock, method: GET, path: /mock, plugins: [web, headers],
@@ -308,9 +308,7 @@ def _edited(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 def test_issue18_shapes_answer_alike(backend: Backend, tmp_path: Path) -> None:
-    policy = tmp_path / "issue18.yaml"
-    policy.write_text(ISSUE18)
-    proxy, nginx = pair = _pair(policy, backend.url, ("--set", "keep_host_header=true"))
+    proxy, nginx = pair = _by_host(backend, tmp_path / "issue18.yaml", ISSUE18)
     with proxy, nginx:
         assert _both(pair, ISSUE18_EXCHANGES) == []
         for method, path, headers in ISSUE18_EXCHANGES:  # the plug-in's headers, field by field
@@ -329,5 +327,6 @@ def test_issue18_shapes_answer_alike(backend: Backend, tmp_path: Path) -> None:
         a = _edited(http("GET", f"{proxy.url}/previews?{DUPLICATES}", {"Origin": APP})[1])
         b = _edited(http("GET", f"{nginx.url}/previews?{DUPLICATES}", {"Origin": APP})[1])
         assert a["X-Override"] == ["1", "2"] and b["X-Override"] == ["1"] and a["X-Skip"] == b["X-Skip"] == ["1", "2"]
-    assert "issue18.yaml:21: plugins.headers.content.response_headers[1].action: append" in nginx.warnings
-    assert "issue18.yaml:35: apis[7].req_protocol: HTTPS" in nginx.warnings
+    line = {word: 1 + ISSUE18[:ISSUE18.index(word)].count("\n") for word in ("action: append", "protocol: HTTPS")}
+    assert f"{line['action: append']}: plugins.headers.content.response_headers[1].action: append" in nginx.warnings
+    assert f"issue18.yaml:{line['protocol: HTTPS']}: apis[7].req_protocol: HTTPS" in nginx.warnings

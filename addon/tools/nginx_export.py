@@ -5,9 +5,9 @@ the files. One family with apig_import.py (APIG in) and apig_export.py (APIG out
 
 How corsgate's behaviour is carried onto nginx:
 - Routing: nginx's own location precedence differs from DESIGN §4.1, so there is one `location /`,
-  and the API is chosen by a `map` over "$host $path $method" whose anchored regexes are written in
-  corsgate's precedence order (routing.precedence); nginx tests a map's regexes in order of appearance
-  and takes the first that matches. Two more such maps route the preflight as OPTIONS and as its
+  and the API is chosen by a `map` over "$scheme $host $path $method" whose anchored regexes are written
+  in corsgate's precedence order (routing.precedence); nginx tests a map's regexes in order of appearance
+  and takes the first that matches. A group's domains stand for the host, req_protocol for the scheme. Two more such maps route the preflight as OPTIONS and as its
   Access-Control-Request-Method, and a pair map applies cors.py's rule for which of the two answers.
 - Everything per request is a chain of `map`s (evaluated lazily, when a directive reads them), and every
   header is one `add_header ... always` at server level, so no location can drop it (add_header is
@@ -18,6 +18,8 @@ How corsgate's behaviour is carried onto nginx:
   only when it is made of RFC 9110 tokens.
 - The backend's Access-Control-* fields and X-Request-Id are hidden and put back unless the gateway's
   own decision replaces them (precedence: gateway, or a field the gateway sets).
+- set_resp_headers: hidden and re-added fields per header name on upstream answers (_edits); a mock's
+  fields are edited here, at export time, as gateway.made_fields edits them.
 - Gateway-made answers (preflights, mocks, 401/403/404, 502/504) are `return`s whose JSON bodies are
   the ones responses.py writes, with $request_id (32 lowercase hex) as the request id.
 Every string from the policy is escaped for the nginx string it lands in: regex text as \\xHH escapes,

@@ -5,9 +5,9 @@ the files. One family with apig_import.py (APIG in) and apig_export.py (APIG out
 
 How corsgate's behaviour is carried onto nginx:
 - Routing: nginx's own location precedence differs from DESIGN §4.1, so there is one `location /`,
-  and the API is chosen by a `map` over "$host $path $method" whose anchored regexes are written in
-  corsgate's precedence order (routing.precedence); nginx tests a map's regexes in order of appearance
-  and takes the first that matches. Two more such maps route the preflight as OPTIONS and as its
+  and the API is chosen by a `map` over "$scheme $host $path $method" whose anchored regexes are written
+  in corsgate's precedence order (routing.precedence); nginx tests a map's regexes in order of appearance
+  and takes the first that matches. A group's domains stand for the host, req_protocol for the scheme. Two more such maps route the preflight as OPTIONS and as its
   Access-Control-Request-Method, and a pair map applies cors.py's rule for which of the two answers.
 - Everything per request is a chain of `map`s (evaluated lazily, when a directive reads them), and every
   header is one `add_header ... always` at server level, so no location can drop it (add_header is
@@ -18,6 +18,8 @@ How corsgate's behaviour is carried onto nginx:
   only when it is made of RFC 9110 tokens.
 - The backend's Access-Control-* fields and X-Request-Id are hidden and put back unless the gateway's
   own decision replaces them (precedence: gateway, or a field the gateway sets).
+- set_resp_headers: hidden and re-added fields per header name on upstream answers (_edits); a mock's
+  fields are edited here, at export time, as gateway.made_fields edits them.
 - Gateway-made answers (preflights, mocks, 401/403/404, 502/504) are `return`s whose JSON bodies are
   the ones responses.py writes, with $request_id (32 lowercase hex) as the request id.
 Every string from the policy is escaped for the nginx string it lands in: regex text as \\xHH escapes,
@@ -36,7 +38,9 @@ from urllib.parse import urlsplit
 from addon.core import origins
 from addon.core.cors import APIG_PREFLIGHT_HEADERS, CorsRule
 from addon.core.origins import DEFAULT_PORTS, Origin, parse_origin_rule
-from addon.core.policy import Api, LoadedPolicy, Problem, _field_path, line_of, located_tree
+from addon.core.policy import Api, LoadedPolicy, Problem, _field_path, group_domains, line_of, located_tree
+from addon.core.rawheaders import raw
+from addon.core.resp_headers import RespHeaderRule
 from addon.core.responses import (
     API_NOT_FOUND,
     APP_AUTH_MISSING,
@@ -160,9 +164,16 @@ class _Rule:
     rule: CorsRule
 
 
-def route_regex(api: Api, method_pattern: str | None = None) -> str:
-    """The anchored regex over "host path method" that a request of this API matches (routing.Router's rules)."""
-    host = literal_regex(api.host) if api.host else "[^ ]*"
+def route_regex(api: Api, method_pattern: str | None = None, domains: Sequence[str] = ()) -> str:
+    """The anchored regex over "scheme host path method" that a request of this API matches (routing.Router's
+    rules): its host, else its group's domains (issue 18), else any; its req_protocol as nginx's $scheme."""
+    if api.host:
+        host = literal_regex(api.host)
+    elif domains:
+        host = "(?:" + "|".join(literal_regex(d.lower()) for d in sorted(domains)) + ")"
+    else:
+        host = "[^ ]*"
+    scheme = {"HTTP": "http", "HTTPS": "https"}.get(api.req_protocol, "https?")
     segments = parse_path(api.path)
     parts = []
     rest = False
@@ -181,7 +192,7 @@ def route_regex(api: Api, method_pattern: str | None = None) -> str:
         elif not segments:
             path = "/"
     method = method_pattern or (".+" if api.method == "ANY" else literal_regex(api.method))
-    return f"^{host} {path} {method}$"
+    return f"^{scheme} {host} {path} {method}$"
 
 
 def origin_regex(rule_text: str) -> str:
@@ -313,11 +324,17 @@ class _Writer:
             name: _Rule(i, name, CorsRule(name, p.content)) for i, (name, p) in enumerate(self.policy.plugins.items())
             if p.type == "cors"
         }
+        self.edits = {name: RespHeaderRule(name, p.content) for name, p in self.policy.plugins.items()
+                      if p.type == "set_resp_headers"}
+        self.api_edit: list[RespHeaderRule | None] = [
+            next((self.edits[n] for n in api.plugins if n in self.edits), None) for api in self.policy.apis
+        ]
         self.api_rule: list[_Rule | None] = [
             next((self.rules[n] for n in api.plugins if n in self.rules), None) for api in self.policy.apis
         ]
         apis = self.policy.apis
-        self.order = sorted(range(len(apis)), key=lambda i: _rank(apis[i], i))
+        self.domains = [group_domains(self.policy, api) for api in apis]
+        self.order = sorted(range(len(apis)), key=lambda i: _rank(apis[i], i, self.domains[i]))
         self._check()
 
     # -- checks ------------------------------------------------------------------------------------------
@@ -361,8 +378,25 @@ class _Writer:
             if content.precedence == "gateway":
                 warn(((*loc, "precedence"), "gateway: nginx removes the backend's " + ", ".join(CORS_FIELDS)
                       + "; other Access-Control-* fields pass"))
+        for name, edit in self.edits.items():
+            for j, (action, low, _, _) in enumerate(edit.ops):
+                loc = ("plugins", name, "content", "response_headers", j)
+                if low.decode() in MANAGED | {"content-type"}:
+                    err(((*loc, "name"), f"{low.decode()} is set by nginx or by the exported CORS rules: nginx cannot "
+                         "let a set_resp_headers plug-in edit it"))
+                elif action in ("override", "delete", "append"):
+                    warn(((*loc, "action"), f"{action}: nginx hides the backend's {low.decode()} on every API and puts "
+                          "back only its first field where no plug-in replaces it (nginx 1.22 reads one field per "
+                          "name), so duplicate fields from the backend are cut to the first"
+                          + ("; append joins only that first field" if action == "append" else "")))
+                elif action == "skip":
+                    warn(((*loc, "action"), f"skip: nginx cannot tell an empty {low.decode()} from a missing one, "
+                          "so an empty backend field gets the plug-in's field beside it"))
         for i, api in enumerate(self.policy.apis):
-            fits(("apis", i, "path"), regex_key(route_regex(api)))
+            fits(("apis", i, "path"), regex_key(route_regex(api, domains=self.domains[i])))
+            if api.req_protocol == "HTTPS":
+                warn((("apis", i, "req_protocol"), "HTTPS: the exported server listens on plain HTTP, so this API "
+                      "never matches there (as corsgate answers plain HTTP); put a TLS listener in front to reach it"))
             backend = api.backend
             if backend.type != "mock":
                 continue
@@ -428,16 +462,16 @@ class _Writer:
         apis = self.policy.apis
         out = ["# -- corsgate: which API (DESIGN 4.1: first regex that matches, in corsgate's precedence) ----"]
         for source, variable, method in (
-            ('"$host $cg_path $request_method"', "cg_route", None),
-            ('"$host $cg_path OPTIONS"', "cg_route_options", "OPTIONS"),
-            ('"$host $cg_path $http_access_control_request_method"', "cg_route_acrm", None),
+            ('"$scheme $host $cg_path $request_method"', "cg_route", None),
+            ('"$scheme $host $cg_path OPTIONS"', "cg_route_options", "OPTIONS"),
+            ('"$scheme $host $cg_path $http_access_control_request_method"', "cg_route_acrm", None),
         ):
             entries = []
             for i in self.order:
                 api = apis[i]
                 if method and api.method not in (method, "ANY"):
                     continue
-                entries.append((regex_key(route_regex(api)), str(i)))
+                entries.append((regex_key(route_regex(api, domains=self.domains[i])), str(i)))
             out += self._map(source, variable, entries, '""')
         # cors.Engine._preflight: the API routed by the requested method answers when it has a CORS plug-in,
         # unless an OPTIONS API routed for the path is more specific (precedence without method and order).
@@ -445,7 +479,8 @@ class _Writer:
         out += self._map("$cg_route_acrm", "cg_acrm_rule", [(f'"{i}"', str(i)) for i in with_rule], '""')
         out += self._map("$cg_acrm_rule", "cg_pf_default", [('""', "$cg_route_options")], "$cg_acrm_rule")
         pairs = []
-        ranks = [_rank(a, 0)[:-2] for a in apis]  # as cors._more_specific: without method and file order
+        # as cors._more_specific: without method and file order
+        ranks = [_rank(a, 0, d)[:-2] for a, d in zip(apis, self.domains)]
         for a, api in enumerate(apis):
             if api.method != "OPTIONS":
                 continue
@@ -592,23 +627,73 @@ class _Writer:
         ct: list[tuple[str, str]] = [(regex_key("^1:(?:40|50)"), '"application/json"')]
         mock_headers: dict[str, list[tuple[str, str]]] = {}
         bodies: list[tuple[str, str]] = []
+        names: dict[tuple[str, int], str] = {}
         for i, api in enumerate(self.policy.apis):
             if api.backend.type != "mock":
                 continue
             key = f'"1:m{api.backend.status}:{i}"'
             bodies.append((f'"{i}"', value(api.backend.body)))
-            for name, val in api.backend.headers.items():
+            seen: dict[str, int] = {}
+            for name, val in _mock_fields(api, self.api_edit[i]):
                 if name.lower() == "content-type":
                     ct.append((key, value(val)))
-                else:
-                    mock_headers.setdefault(name.lower(), []).append((key, value(val)))
+                    continue
+                slot = (name.lower(), seen.get(name.lower(), 0))  # a plug-in's `add` makes a second field
+                seen[name.lower()] = slot[1] + 1
+                names.setdefault(slot, name)
+                mock_headers.setdefault(slot, []).append((key, value(val)))
         out += self._map('"$cg_made:$cg_err$cg_act:$cg_api"', "cg_content_type", ct, '""')
-        self.mock_names = {}
-        for k, (low, entries) in enumerate(sorted(mock_headers.items())):
-            name = next(n for a in self.policy.apis for n in a.backend.headers if n.lower() == low)
-            self.mock_names[name] = f"cg_mock_{k}"
+        self.mock_names: list[tuple[str, str]] = []
+        for k, (slot, entries) in enumerate(sorted(mock_headers.items())):
+            self.mock_names.append((names[slot], f"cg_mock_{k}"))
             out += self._map('"$cg_made:$cg_err$cg_act:$cg_api"', f"cg_mock_{k}", entries, '""')
         out += self._map("$cg_api", "cg_mock_body", bodies, '""')
+        return out + self._edits()
+
+    def _edits(self) -> list[str]:
+        """set_resp_headers on upstream answers (resp_headers.RespHeaderRule): per header name, a field that
+        replaces the backend's (override, delete, append, and skip or add where the name is hidden) and one more
+        for `add`, chosen by $cg_rh, the API's plug-in while the answer is the upstream's ($cg_made empty).
+        Mocks get their plug-in's edit at export time (_mock_fields); gateway-made errors get none."""
+        self.edit_headers: list[str] = []
+        self.edit_hidden: list[str] = []
+        if not self.edits:
+            return []
+        index = {name: str(k) for k, name in enumerate(self.edits)}
+        active = [(f'":{i}"', index[e.name]) for i, e in enumerate(self.api_edit)
+                  if e is not None and self.policy.apis[i].backend.type != "mock"]
+        out = ["# -- corsgate: set_resp_headers plug-ins (resp_headers.RespHeaderRule) ------------------",
+               *self._map('"$cg_made:$cg_api"', "cg_rh", active, '""')]
+        ops: dict[bytes, list[tuple[str, str, str, str]]] = {}  # lower name -> (plug-in index, action, name, value)
+        for name, edit in self.edits.items():
+            for action, low, written, val in edit.ops:
+                ops.setdefault(low, []).append((index[name], action, written.decode("utf-8", "surrogateescape"),
+                                                val.decode("utf-8", "surrogateescape")))
+        for k, (low, entries) in enumerate(sorted(ops.items())):
+            var, name = _var(low.decode()), entries[0][2]
+            upstream = f"$upstream_http_{var}"
+            hidden = any(action in ("override", "delete", "append") for _, action, _, _ in entries)
+            keep = upstream if hidden else '""'
+            replace: list[tuple[str, str]] = []
+            more: list[tuple[str, str]] = []
+            for n, action, _, val in entries:
+                if action == "override":
+                    replace.append((f'"{n}"', value(val)))
+                elif action == "delete":
+                    replace.append((f'"{n}"', '""'))
+                elif action in ("append", "skip"):
+                    joined = f'"${{upstream_http_{var}}},{value(val)[1:]}' if action == "append" else keep
+                    out += self._map(upstream, f"cg_rh_{n}_{k}", [('""', value(val))], joined)
+                    replace.append((f'"{n}"', f"$cg_rh_{n}_{k}"))
+                else:  # add
+                    more.append((f'"{n}"', value(val)))
+            out += self._map("$cg_rh", f"cg_rh_set_{k}", replace, keep)
+            self.edit_headers.append(f"add_header {name} $cg_rh_set_{k} always;")
+            if more:
+                out += self._map("$cg_rh", f"cg_rh_add_{k}", more, '""')
+                self.edit_headers.append(f"add_header {name} $cg_rh_add_{k} always;")
+            if hidden:
+                self.edit_hidden.append(name)
         return out
 
     def _server(self) -> list[str]:
@@ -627,7 +712,8 @@ class _Writer:
         if rid:
             headers.append("add_header X-Request-Id $cg_rid always;")
         headers.append("add_header Content-Type $cg_content_type always;")
-        headers += [f"add_header {name} ${var} always;" for name, var in self.mock_names.items()]
+        headers += [f"add_header {name} ${var} always;" for name, var in self.mock_names]
+        headers += self.edit_headers
         hidden = [*CORS_FIELDS, *(["X-Request-Id"] if rid else [])]
         lines = [
             "# -- corsgate: the gateway -----------------------------------------------------------------",
@@ -639,7 +725,7 @@ class _Writer:
             '    set $cg_err "";',
             *(f"    {h}" for h in headers),
             *(['    more_set_headers "Server: $cg_server";'] if self.more else []),
-            *(f"    proxy_hide_header {name};" for name in hidden),
+            *(f"    proxy_hide_header {name};" for name in [*hidden, *self.edit_hidden]),
             "    proxy_pass_header Server;",
             "    proxy_http_version 1.1;",
             f"    proxy_set_header Host {value(self.authority)};  # as mitmproxy's reverse mode sends it",
@@ -678,9 +764,17 @@ class _Writer:
         return lines
 
 
-def _rank(api: Api, index: int) -> tuple[int, ...]:
-    """routing.precedence of an API: the order its route regexes are written in."""
-    return precedence(api.host, api.method, api.path, api.match_mode, index)
+def _mock_fields(api: Api, edit: RespHeaderRule | None) -> list[tuple[str, str]]:
+    """A mock's header fields after its API's set_resp_headers edit, as gateway.made_fields makes them."""
+    fields = [(raw(k), raw(v)) for k, v in api.backend.headers.items()]
+    edited = edit.apply(fields) if edit is not None else fields
+    return [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for k, v in edited]
+
+
+def _rank(api: Api, index: int, domains: Sequence[str] = ()) -> tuple[int, ...]:
+    """routing.precedence of an API: the order its route regexes are written in (a group's domains make it
+    host-specific, as routing.Router ranks it)."""
+    return precedence(api.host or (min(domains) if domains else None), api.method, api.path, api.match_mode, index)
 
 
 def _var(name: str) -> str:

@@ -209,12 +209,16 @@ def test_shipped_policies_answer_alike(backend: Backend, name: str) -> None:
         assert _both(pair, exchanges) == []
 
 
+def _by_host(backend: Backend, policy: Path, text: str) -> tuple[Proxy, Nginx]:
+    """_pair for a policy text that routes by host. keep_host_header: in reverse mode mitmproxy otherwise
+    rewrites Host to the upstream's before corsgate routes, while nginx routes by the client's Host, as APIG
+    does by domain."""
+    policy.write_text(text)
+    return _pair(policy, backend.url, ("--set", "keep_host_header=true"))
+
+
 def test_everything_answers_alike(backend: Backend, tmp_path: Path) -> None:
-    policy = tmp_path / "everything.yaml"
-    policy.write_text(EVERYTHING)
-    # keep_host_header: in reverse mode mitmproxy otherwise rewrites Host to the upstream's before corsgate
-    # routes, while nginx routes by the client's Host, as APIG does by domain.
-    proxy, nginx = pair = _pair(policy, backend.url, ("--set", "keep_host_header=true"))
+    proxy, nginx = pair = _by_host(backend, tmp_path / "everything.yaml", EVERYTHING)
     with proxy, nginx:
         assert _both(pair, EVERYTHING_EXCHANGES) == []
         # Access-Control-Request-Headers is echoed only as valid tokens, never raw: corsgate drops the bad
@@ -234,3 +238,95 @@ def test_unreachable_upstream_is_a_cors_readable_502(tmp_path: Path, name: str) 
         status, headers, body = http("GET", nginx.url + "/simple", {"Origin": CORS_COM})
     assert status == 502 and json.loads(body)["error_code"] == "APIG.0201"
     assert [v for k, v in headers if k == "Access-Control-Allow-Origin"] == (["*"] if "seed" in name else [CORS_COM])
+
+
+# Issue 18's shapes: set_resp_headers (all five actions, on upstream duplicates and on a mock), a regex-only
+# and an admits-nothing plug-in, a group bound to a domain, HTTP- and HTTPS-only APIs (nginx listens on
+# plain HTTP, as the mitmdump here does: an HTTPS-only API is missed by both).
+ISSUE18 = """\
+version: 1
+gateway: {request_id: true, server: api-gateway}
+groups:
+  shop: {domains: [shop.example.com]}
+plugins:
+  web:
+    type: cors
+    content: {allow_origin: "https://app.example.com", allow_methods: "GET,PUT",
+              expose_headers: "X-Override,X-Append,X-Skip,X-Add,X-Absent-Skip"}
+  previews:
+    type: cors
+    content: {allow_origin_regex: ["https://pr-[0-9]+\\\\.preview\\\\.example\\\\.com"], allow_methods: "GET,PUT"}
+  nobody:
+    type: cors
+    content: {allow_methods: GET}
+  headers:
+    type: set_resp_headers
+    content:  # names in other cases than the backend's: matched case-insensitively, as corsgate does
+      response_headers: [{name: x-override, value: mine, action: override}, {name: X-APPEND, value: "mi$ne",
+                          action: append}, {name: x-delete, action: delete}, {name: x-skip, value: mine, action: skip},
+                         {name: X-add, value: mine, action: add}, {name: X-Absent-Skip, value: mine, action: skip}]
+apis:
+  - {name: up, method: ANY, path: /up, match_mode: SWA, plugins: [web, headers]}
+  - {name: mock, method: GET, path: /mock, plugins: [web, headers],
+     backend: {type: mock, headers: {X-Override: m, X-Delete: m, X-Skip: m, X-Add: m}}}
+  - {name: locked, method: GET, path: /locked, auth: app, plugins: [web, headers]}
+  - {name: previews, method: ANY, path: /previews, plugins: [previews]}
+  - {name: nobody, method: ANY, path: /nobody, plugins: [nobody]}
+  - {name: shop, method: GET, path: /shop, group: shop, plugins: [web]}
+  - {name: shop-any, method: GET, path: /shop, cors: true}
+  - {name: tls, method: GET, path: /tls, req_protocol: HTTPS, plugins: [web]}
+  - {name: tls-any, method: ANY, path: /tls}
+  - {name: http-only, method: GET, path: /http, req_protocol: HTTP, cors: true}
+"""
+EDITED = ("X-Override", "X-Append", "X-Delete", "X-Skip", "X-Add", "X-Absent-Skip")
+DUPLICATES = "&".join(f"header={k}:{v}" for k in EDITED[:-1] for v in ("1", "2"))
+SINGLES = "&".join(f"header={k}:1" for k in EDITED[:-1])
+PREVIEW = "https://pr-12.preview.example.com"
+ISSUE18_EXCHANGES: list[Exchange] = [
+    ("GET", f"/up?{SINGLES}", {"Origin": APP}),
+    ("PUT", f"/up/x?{SINGLES}&status=500", {"Origin": APP}),  # upstream errors are edited too
+    ("GET", "/up", {"Origin": APP}),
+    ("GET", "/mock", {"Origin": APP}),
+    ("GET", "/locked", {"Origin": APP}),  # a gateway-made 401: not edited
+    ("OPTIONS", "/up", _preflight(APP, "PUT")),  # a gateway-answered preflight: not edited
+    ("GET", "/previews", {"Origin": PREVIEW}),
+    ("GET", "/previews", {"Origin": PREVIEW + ".evil.net"}),
+    ("GET", "/previews", {"Origin": "https://preview.example.com"}),
+    ("OPTIONS", "/previews", _preflight(PREVIEW, "PUT")),
+    ("OPTIONS", "/previews", _preflight("https://pr-1.preview.example.com.evil.net", "PUT")),
+    ("GET", "/nobody", {"Origin": APP}),
+    ("OPTIONS", "/nobody", _preflight(APP, "GET")),
+    ("GET", "/shop", {"Origin": APP, "Host": "shop.example.com"}),
+    ("GET", "/shop", {"Origin": APP, "Host": "other.example.com"}),
+    ("GET", "/tls", {"Origin": APP}),
+    ("GET", "/http", {"Origin": APP}),
+]
+
+
+def _edited(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
+    return {n: [v for k, v in headers if k.lower() == n.lower()] for n in EDITED}
+
+
+def test_issue18_shapes_answer_alike(backend: Backend, tmp_path: Path) -> None:
+    proxy, nginx = pair = _by_host(backend, tmp_path / "issue18.yaml", ISSUE18)
+    with proxy, nginx:
+        assert _both(pair, ISSUE18_EXCHANGES) == []
+        for method, path, headers in ISSUE18_EXCHANGES:  # the plug-in's headers, field by field
+            a = _edited(http(method, proxy.url + path, headers)[1])
+            b = _edited(http(method, nginx.url + path, headers)[1])
+            assert a == b, (method, path)
+        assert _edited(http("GET", f"{nginx.url}/up?{SINGLES}", {"Origin": APP})[1]) == {
+            "X-Override": ["mine"], "X-Append": ["1,mi$ne"], "X-Delete": [], "X-Skip": ["1"], "X-Add": ["1", "mine"],
+            "X-Absent-Skip": ["mine"]}
+        # The backend's duplicate fields: exact but for what the exporter warns about (nginx 1.22 reads one
+        # field per name): append joins only the first, and a hidden name is put back as its first field only.
+        a = _edited(http("GET", f"{proxy.url}/up?{DUPLICATES}", {"Origin": APP})[1])
+        b = _edited(http("GET", f"{nginx.url}/up?{DUPLICATES}", {"Origin": APP})[1])
+        assert a["X-Append"] == ["1,2,mi$ne"] and b["X-Append"] == ["1,mi$ne"]
+        assert {k: v for k, v in a.items() if k != "X-Append"} == {k: v for k, v in b.items() if k != "X-Append"}
+        a = _edited(http("GET", f"{proxy.url}/previews?{DUPLICATES}", {"Origin": APP})[1])
+        b = _edited(http("GET", f"{nginx.url}/previews?{DUPLICATES}", {"Origin": APP})[1])
+        assert a["X-Override"] == ["1", "2"] and b["X-Override"] == ["1"] and a["X-Skip"] == b["X-Skip"] == ["1", "2"]
+    line = {word: 1 + ISSUE18[:ISSUE18.index(word)].count("\n") for word in ("action: append", "protocol: HTTPS")}
+    assert f"{line['action: append']}: plugins.headers.content.response_headers[1].action: append" in nginx.warnings
+    assert f"issue18.yaml:{line['protocol: HTTPS']}: apis[7].req_protocol: HTTPS" in nginx.warnings

@@ -28,6 +28,7 @@ UPSTREAM = "http://127.0.0.1:9"
 # Hostile strings: each tries to end an nginx string, a directive or a block and start its own.
 BREAKOUT = '"; } server { listen 127.0.0.1:9; return 418; } # \' $host ${request_id} \\'
 INJECTED = "418"
+HOSTILE_VALUE = "v" + BREAKOUT.replace("\\", "/").strip()  # header values: no backslash, no end spaces
 
 
 # -- a tokenizer of nginx's configuration syntax (ngx_conf_read_token), to see what nginx will see -----------
@@ -117,11 +118,19 @@ def _hostile_policy() -> str:
                 "allow_methods": "GET,PO$T,P#'|`", "allow_headers": "X-$host,X-'#|`", "expose_headers": "X-$x",
                 "max_age": 5, "allow_credentials": True,
             }},
+            BREAKOUT + "rh": {"type": "set_resp_headers", "content": {"response_headers": [
+                {"name": "X-M", "value": HOSTILE_VALUE, "action": "append"},
+                {"name": "X-New", "value": HOSTILE_VALUE, "action": "add"},
+                {"name": "X-Gone", "action": "delete"},
+            ]}},
         },
+        "groups": {"g": {"domains": ["shop.example.com"]}},
         "apis": [
             {"name": BREAKOUT, "group": BREAKOUT, "method": "ANY", "path": "/a\";$x'b", "match_mode": "SWA",
              "host": BREAKOUT, "plugins": [BREAKOUT]},
-            {"name": "m", "method": "GET", "path": "/m$;'\"", "plugins": [BREAKOUT],
+            {"name": "g", "group": "g", "req_protocol": "HTTP", "method": "GET", "path": "/g",
+             "plugins": [BREAKOUT, BREAKOUT + "rh"]},
+            {"name": "m", "method": "GET", "path": "/m$;'\"", "plugins": [BREAKOUT, BREAKOUT + "rh"],
              "backend": {"type": "mock", "status": 200, "body": BREAKOUT + "\n}\nreturn 418;\n",
                          "headers": {"X-M": "v" + BREAKOUT.replace("\\", "/").strip()}}},
         ],
@@ -151,7 +160,9 @@ def test_hostile_policy_passes_nginx_t_and_answers_literally(tmp_path: Path) -> 
         status, headers, body = http("GET", nginx.url + "/m$;'\"", {"Origin": "https://app.example.com"})
         got = dict(headers)
         assert status == 200 and body == (BREAKOUT + "\n}\nreturn 418;\n").encode()
-        assert got["X-M"] == "v" + BREAKOUT.replace("\\", "/").strip()
+        assert got["X-M"] == HOSTILE_VALUE + "," + HOSTILE_VALUE and got["X-New"] == HOSTILE_VALUE  # plug-in edited
+        status, headers, _ = http("GET", nginx.url + "/g?header=X-Gone:1", {"Host": "shop.example.com"})
+        assert status == 200 and ("X-New", HOSTILE_VALUE) in headers and "X-Gone" not in dict(headers)
         status, headers, _ = http("OPTIONS", nginx.url + "/m$;'\"", {
             "Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"})
         got = dict(headers)
@@ -189,6 +200,32 @@ def test_fuzzed_corpus_exports_pass_nginx_t(tmp_path: Path) -> None:
         exported += 1
     print(f"\nfuzzed corpus: {len(items)} files, {exported} exported and passed nginx -t, {refused} refused")
     assert exported >= 40 and refused >= 1
+
+
+LINT_CASES = sorted((Path(__file__).resolve().parents[1] / "lint_cases").glob("*.y*ml")) + sorted(
+    (Path(__file__).resolve().parents[1] / "lint_cases").glob("*.json"))
+
+
+@needs_nginx
+def test_lint_cases_export_pass_nginx_t(tmp_path: Path) -> None:
+    """The lint cases hold issue 18's shapes (regex-only, admits-nothing, set_resp_headers, groups and
+    protocols): each that loads exports and passes nginx -t, or is refused with located messages."""
+    exported = 0
+    for case in LINT_CASES:
+        try:
+            loaded = load_policy(case)
+        except PolicyError:
+            continue
+        try:
+            text = export_nginx(loaded, UPSTREAM, standalone=True, text=case.read_text()).text
+        except ExportError as e:
+            assert all(p.field for p in e.problems) and str(case) in str(e), str(e)
+            continue
+        (tmp_path / "nginx.conf").write_text(text)
+        result = check(tmp_path / "nginx.conf", tmp_path)
+        assert result.returncode == 0, f"{case.name}:\n{result.stderr}"
+        exported += 1
+    assert exported >= 20, exported
 
 
 @needs_nginx

@@ -13,9 +13,9 @@ import re
 import pytest
 
 from addon.core.origins import OriginMatcher, parse_origin_rule
-from addon.core.policy import parse_policy
+from addon.core.policy import group_domains, parse_policy
 from addon.core.routing import Router
-from addon.tools.nginx_export import VALID_ORIGIN, _rank, origin_regex, quote, route_regex
+from addon.tools.nginx_export import VALID_ORIGIN, ExportError, _rank, export_nginx, origin_regex, quote, route_regex
 
 POLICY = """\
 version: 1
@@ -35,8 +35,14 @@ apis:
   - {name: host-swa, method: ANY, path: /, match_mode: SWA, host: api.example.com}
   - {name: odd, method: POST, path: "/x.y/$a;'b\\"c"}
   - {name: lower, method: PATCH, path: /p}
+  - {name: grouped, method: GET, path: /, group: g, req_protocol: HTTP}
+  - {name: grouped-host, method: GET, path: /users/me, group: g, host: shop.example.com}
+  - {name: tls-only, method: GET, path: /users/7, req_protocol: HTTPS}
+  - {name: tls-grouped, method: ANY, path: /files, match_mode: SWA, group: g, req_protocol: HTTPS}
+groups:
+  g: {domains: [shop.example.com, API.example.com]}
 """
-HOSTS = ("api.example.com", "other.example.com")
+HOSTS = ("api.example.com", "other.example.com", "shop.example.com")
 METHODS = ("GET", "PUT", "POST", "PATCH", "patch", "OPTIONS")
 PATHS = ("/", "/users", "/users/", "/users/7", "/users/me", "/users/me/x", "/users//x", "/usersx", "/files",
          "/files/", "/files/a", "/files/x/y", "/files/x", "/a/1/c/2", "/a/1/c/2/e", "/a/1/c", "/x.y/$a;'b\"c",
@@ -48,18 +54,24 @@ def _python(pattern: str) -> re.Pattern[str]:
 
 
 def test_route_regexes_in_precedence_order_pick_the_routers_api() -> None:
-    apis = parse_policy(POLICY).policy.apis
-    router = Router([(a.host, a.method, a.path, a.match_mode) for a in apis])
-    ordered = sorted(range(len(apis)), key=lambda i: _rank(apis[i], i))
-    regexes = [(i, _python(route_regex(apis[i]))) for i in ordered]
-    checked = 0
-    for host, method, path in itertools.product(HOSTS, METHODS, PATHS):
-        found = router.lookup(host, method, path)
-        key = f"{host} {path} {method}"
+    """Groups with domains and req_protocol included (issue 18): nginx's key starts with $scheme."""
+    policy = parse_policy(POLICY).policy
+    apis = policy.apis
+    domains = [group_domains(policy, a) for a in apis]
+    router = Router([(a.host, a.method, a.path, a.match_mode) for a in apis],
+                    [(d, a.req_protocol) for a, d in zip(apis, domains)])
+    ordered = sorted(range(len(apis)), key=lambda i: _rank(apis[i], i, domains[i]))
+    regexes = [(i, _python(route_regex(apis[i], domains=domains[i]))) for i in ordered]
+    checked = hit = 0
+    for tls, host, method, path in itertools.product((False, True), HOSTS, METHODS, PATHS):
+        found = router.lookup(host, method, path, tls)
+        key = f"{'https' if tls else 'http'} {host} {path} {method}"
         first = next((i for i, regex in regexes if regex.search(key)), None)
-        assert first == (found.index if found else None), (key, first, found)
+        assert first == (found.index if found and found.index >= 0 else None), (key, first, found)
         checked += 1
-    assert checked == len(HOSTS) * len(METHODS) * len(PATHS)
+        hit += first is not None and apis[first].name in ("grouped", "grouped-host", "tls-only", "tls-grouped")
+    assert checked == 2 * len(HOSTS) * len(METHODS) * len(PATHS)
+    assert hit > 10  # the issue-18 APIs are really reached
 
 
 RULES = ("https://app.example.com", "https://*.example.org:8443", "http://localhost:5173", "http://[::1]:8080",
@@ -121,3 +133,35 @@ def _nginx_unquote(token: str) -> str:
 def test_quote_survives_nginx_unescaping(text: str) -> None:
     assert _nginx_unquote(quote(text)) == text
     assert _nginx_unquote(quote(text, variables=True)) == text.replace("$", "${cg_dollar}")
+
+
+RESP = """\
+version: 1
+plugins:
+  h:
+    type: set_resp_headers
+    content:
+      response_headers:
+        - {name: X-A, value: v, action: append}
+        - {name: Server, value: s, action: override}
+apis:
+  - {name: a, method: GET, path: /a, plugins: [h]}
+  - {name: t, method: GET, path: /t, req_protocol: HTTPS}
+"""
+
+
+def test_set_resp_headers_on_an_nginx_managed_name_is_refused_with_line_and_field() -> None:
+    with pytest.raises(ExportError) as raised:
+        export_nginx(parse_policy(RESP, "p.yaml"), "http://127.0.0.1:9", text=RESP)
+    assert [str(p.render("p.yaml")) for p in raised.value.problems] == [
+        "p.yaml:8: plugins.h.content.response_headers[1].name: server is set by nginx or by the exported CORS "
+        "rules: nginx cannot let a set_resp_headers plug-in edit it"]
+
+
+def test_append_and_https_only_are_warned_with_line_and_field() -> None:
+    text = RESP.replace("        - {name: Server, value: s, action: override}\n", "")
+    warnings = [p.render("p.yaml") for p in export_nginx(parse_policy(text, "p.yaml"), "http://127.0.0.1:9",
+                                                         text=text).warnings]
+    assert [w.split(": ")[0] + ": " + w.split(": ")[1] for w in warnings] == [
+        "p.yaml:7: plugins.h.content.response_headers[0].action", "p.yaml:10: apis[1].req_protocol"]
+    assert "append joins only that first field" in warnings[0] and "never matches" in warnings[1]

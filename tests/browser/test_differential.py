@@ -230,7 +230,8 @@ def judge(engine: str, exchange: Exchange, records: Sequence[Record], result: Fe
     if engine == "firefox":
         # Firefox alone warns (a console warning, not a block) when `*` in Allow-Headers carries Authorization.
         warned = FIREFOX_AUTHORIZATION_WARNING in result.console_keys
-        noted = preflighted is not None and preflighted.ok and verdict.AUTHORIZATION_NOTE in preflighted.notes
+        noted = (preflighted is not None and preflighted.ok
+                 and verdict.message_key(preflighted, engine="firefox") == FIREFOX_AUTHORIZATION_WARNING)
         if warned != noted:
             problems.append(f"Authorization warning: firefox {'warned' if warned else 'silent'}, verdict.py note {noted}")
     return Judgement(judged, preflighted, problems, url, status)

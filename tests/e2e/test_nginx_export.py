@@ -17,7 +17,7 @@ import pytest
 from addon.core.policy import PolicyError, load_policy
 from addon.tools.nginx_export import HEADERS_MORE, ExportError, export_nginx
 from tests.fuzz import corpus
-from tests.support.nginx import NGINX, Nginx, check, export, unavailable_reason
+from tests.support.nginx import NGINX, Nginx, check, export, read_quoted, unavailable_reason
 from tests.support.procs import Backend, free_port, http
 
 REASON = unavailable_reason()
@@ -56,19 +56,8 @@ def statements(text: str) -> Iterator[tuple[tuple[str, ...], list[str]]]:
             stack.pop()
             i += 1
         elif c in "\"'":
-            out, i = [], i + 1
-            while text[i] != c:
-                if text[i] == "\\" and text[i + 1] in "\"'\\":
-                    out.append(text[i + 1])
-                    i += 2
-                elif text[i] == "\\" and text[i + 1] in "trn":
-                    out.append({"t": "\t", "r": "\r", "n": "\n"}[text[i + 1]])
-                    i += 2
-                else:
-                    out.append(text[i])
-                    i += 1
-            words.append("".join(out))
-            i += 1
+            word, i = read_quoted(text, i)
+            words.append(word)
         else:
             j = i
             while j < len(text) and not text[j].isspace() and text[j] not in ";{}" or (

@@ -138,3 +138,20 @@ WARNED_FIELDS = {
 def warned_fields(warnings: str) -> set[str]:
     """The fields an export's warnings say nginx sends differently: their differences are documented."""
     return {field for text, field in WARNED_FIELDS.items() if text in warnings}
+
+
+def read_quoted(text: str, start: int) -> tuple[str, int]:
+    """The value of the quoted token opening at text[start], as ngx_conf_read_token unescapes it, and the index
+    after its closing quote."""
+    quote_char, out, i = text[start], [], start + 1
+    while text[i] != quote_char:
+        if text[i] == "\\" and text[i + 1] in "\"'\\":
+            out.append(text[i + 1])
+            i += 2
+        elif text[i] == "\\" and text[i + 1] in "trn":
+            out.append({"t": "\t", "r": "\r", "n": "\n"}[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out), i + 1

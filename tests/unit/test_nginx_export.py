@@ -16,6 +16,7 @@ from addon.core.origins import OriginMatcher, parse_origin_rule
 from addon.core.policy import group_domains, parse_policy
 from addon.core.routing import Router
 from addon.tools.nginx_export import VALID_ORIGIN, ExportError, _rank, export_nginx, origin_regex, quote, route_regex
+from tests.support.nginx import read_quoted
 
 POLICY = """\
 version: 1
@@ -112,21 +113,11 @@ def test_origin_regex_is_the_canonical_form() -> None:
 
 
 def _nginx_unquote(token: str) -> str:
-    """What ngx_conf_read_token makes of a double-quoted token."""
-    assert token[0] == token[-1] == '"'
-    out, i, body = [], 0, token[1:-1]
-    while i < len(body):
-        if body[i] == "\\" and body[i + 1] in "\"'\\":
-            out.append(body[i + 1])
-            i += 2
-        elif body[i] == "\\" and body[i + 1] in "trn":
-            out.append({"t": "\t", "r": "\r", "n": "\n"}[body[i + 1]])
-            i += 2
-        else:
-            assert body[i] != '"', "an unescaped quote ends the token early"
-            out.append(body[i])
-            i += 1
-    return "".join(out)
+    """What ngx_conf_read_token makes of a double-quoted token: an unescaped quote must not end it early."""
+    assert token[0] == '"'
+    value, end = read_quoted(token, 0)
+    assert end == len(token), "an unescaped quote ends the token early"
+    return value
 
 
 @pytest.mark.parametrize("text", ['a"b', "a\\", "\\\"", "x\\ty", "line\nbreak\r", "'; }", "#{$x}", "\\n", ""])

@@ -17,6 +17,7 @@ and often no Origin; the page's origin is then taken from Referer, or from the p
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -263,36 +264,141 @@ def _str(value: Any) -> str:
 # -- HAR files -----------------------------------------------------------------------------------------
 
 
-def _har_entries(path: str, data: bytes) -> tuple[list[Any], dict[str, str]]:
-    """The entries of a HAR and its pages' URLs by id; RecordingError names the line of a JSON error."""
+def _har_entries(path: str, data: bytes) -> _HarEntries:
+    """The entries of a HAR, decoded one at a time as they are read, and its pages' URLs by id (filled in
+    before the first entry); RecordingError names the line of a JSON error, when the reader reaches it."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise RecordingError(f"{path}:{line}: not UTF-8 (byte {e.start}): a HAR file is JSON in UTF-8") from None
+    pages: dict[str, str] = {}
+    return _located(path, _walk(_Scanner(text), pages)), pages
+
+
+_HarEntries = tuple[Iterator[Any], dict[str, str]]
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _Scanner:
+    """JSON text walked member by member with the json module's own decoder (`raw_decode` per value), so a
+    HAR's entries are decoded one at a time instead of the whole document at once: a 100 MB HAR became
+    some 600 MB of Python objects under json.loads."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.at = text, 0
+        self._decode = json.JSONDecoder().raw_decode
+
+    def _skip(self) -> None:
+        self.at = _WHITESPACE.match(self.text, self.at).end()  # type: ignore[union-attr]  # always matches
+
+    def opens(self, char: str) -> bool:
+        """Does the next value start with char ("{" or "[")? Whitespace before it is skipped."""
+        self._skip()
+        return self.text.startswith(char, self.at)
+
+    def _take(self, char: str) -> bool:
+        self._skip()
+        if self.text.startswith(char, self.at):
+            self.at += 1
+            return True
+        return False
+
+    def _expect(self, char: str, what: str) -> None:
+        if not self._take(char):
+            raise json.JSONDecodeError(f"Expecting {what}", self.text, self.at)
+
+    def value(self) -> Any:
+        self._skip()
+        value, self.at = self._decode(self.text, self.at)
+        return value
+
+    def keys(self) -> Iterator[str]:
+        """The keys of the object here; the caller reads or walks each key's value before asking for the next."""
+        self._expect("{", "'{'")
+        if self._take("}"):
+            return
+        while True:
+            self._skip()
+            if not self.text.startswith('"', self.at):
+                raise json.JSONDecodeError("Expecting property name enclosed in double quotes", self.text, self.at)
+            key = self.value()
+            self._expect(":", "':' delimiter")
+            yield key
+            if self._take("}"):
+                return
+            self._expect(",", "',' delimiter")
+
+    def items(self) -> Iterator[Any]:
+        """The values of the array here, decoded one by one."""
+        self._expect("[", "'['")
+        if self._take("]"):
+            return
+        while True:
+            yield self.value()
+            if self._take("]"):
+                return
+            self._expect(",", "',' delimiter")
+
+    def end(self) -> None:
+        self._skip()
+        if self.at != len(self.text):
+            raise json.JSONDecodeError("Extra data", self.text, self.at)
+
+
+def _walk(scan: _Scanner, pages: dict[str, str]) -> Iterator[Any]:
+    """log.entries one by one, the whole document checked as json.loads would; `pages` gets log.pages' URLs
+    first. Exporters write pages before entries; where a HAR does not, its entries are decoded whole."""
+    found, held = False, None
+    if scan.opens("{"):
+        for key in scan.keys():
+            if key != "log" or not scan.opens("{"):
+                scan.value()
+                continue
+            for name in scan.keys():
+                if name == "pages":
+                    pages.update(_page_urls(scan.value()))
+                elif name == "entries" and scan.opens("["):
+                    found = True
+                    if not pages and scan.text.find('"pages"', scan.at) >= 0:  # they may come after the entries
+                        held = scan.value()
+                    else:
+                        yield from scan.items()
+                else:
+                    scan.value()
+    else:
+        scan.value()
+    scan.end()
+    if not found:
+        raise RecordingError("log.entries: missing or not a list: not a HAR file")
+    yield from held or ()
+
+
+def _located(path: str, entries: Iterator[Any]) -> Iterator[Any]:
+    """The entries, with a JSON error or a missing entries list as a RecordingError that names the file."""
     try:
-        document = json.loads(text)
+        yield from entries
     except json.JSONDecodeError as e:
         raise RecordingError(f"{path}:{e.lineno}:{e.colno}: not a HAR file: invalid JSON: {e.msg}") from None
     except (RecursionError, ValueError) as e:
         raise RecordingError(f"{path}: not a HAR file: {_short(e)}") from None
-    log = document.get("log") if isinstance(document, dict) else None
-    entries = log.get("entries") if isinstance(log, dict) else None
-    if not isinstance(entries, list):
-        raise RecordingError(f"{path}: log.entries: missing or not a list: not a HAR file")
-    pages = log.get("pages") if isinstance(log.get("pages"), list) else []
+    except RecordingError as e:
+        raise RecordingError(f"{path}: {e}") from None
+
+
+def _page_urls(pages: Any) -> dict[str, str]:
     urls = {}
-    for page in pages:
+    for page in pages if isinstance(pages, list) else ():
         if isinstance(page, dict) and isinstance(page.get("id"), str):
             # Chromium's DevTools title pages with their URL; Playwright keeps it beside.
             for key in ("_url", "title"):
                 if isinstance(page.get(key), str) and _origin_of(page[key]):
                     urls[page["id"]] = page[key]
                     break
-    return entries, urls
+    return urls
 
 
-def _from_har(path: str, har_log: tuple[list[Any], dict[str, str]], recording: Recording) -> Iterator[_Seen]:
+def _from_har(path: str, har_log: _HarEntries, recording: Recording) -> Iterator[_Seen]:
     entries, pages = har_log
     for n, entry in enumerate(entries, 1):
         recording.seen += 1
@@ -307,7 +413,7 @@ def _from_har(path: str, har_log: tuple[list[Any], dict[str, str]], recording: R
 
 
 def _seen_entry(where: str, entry: Any, pages: dict[str, str]) -> _Seen:
-    flow = har.request_to_flow(entry)
+    flow = har.request_to_flow(_without_bodies(entry))
     request, response = flow.request, flow.response
     assert response is not None
     status: int | None = response.status_code
@@ -321,6 +427,14 @@ def _seen_entry(where: str, entry: Any, pages: dict[str, str]) -> _Seen:
     started = request.timestamp_start
     return _Seen(where, started, request.method, _checked(request.url), _pairs(request.headers.fields), status,
                  response_headers, response_headers if status is not None else None, str(error), page)
+
+
+def _without_bodies(entry: Any) -> Any:
+    """The entry as mitmproxy's reader takes it, without the bodies no exchange needs (the reader would encode
+    them into the flow it builds)."""
+    request, response = entry["request"], entry["response"]
+    return {**entry, "request": {k: v for k, v in request.items() if k != "postData"},
+            "response": {**response, "content": {}}}
 
 
 # -- from seen entries to exchanges --------------------------------------------------------------------

@@ -164,6 +164,41 @@ def test_not_a_recording_is_a_located_error(tmp_path: Path, content: bytes, expe
     assert not out.exists()
 
 
+def test_har_entries_are_read_one_at_a_time_in_any_member_order(tmp_path: Path) -> None:
+    """The HAR is walked member by member (entries decoded one by one); pages after the entries still give
+    a thin entry its page's origin, other members are skipped, and bodies never reach the exchange."""
+    entry = har_entry("GET", f"{API}/x", {}, -1, pageref="p1")
+    body = har_entry("POST", f"{API}/y", {"Origin": APP}, 200, {"X-A": "1"})
+    body["request"]["postData"] = {"mimeType": "text/plain", "text": "\u00e9" * 1000}
+    body["response"]["content"] = {"size": 3, "text": "YWJj", "encoding": "base64"}
+    text = json.dumps({"comment": {"entries": "no"}, "log": {"version": "1.2", "entries": [entry, body],
+                                                             "creator": {"name": "x"},
+                                                             "pages": [{"id": "p1", "title": f"{OTHER}/page"}]}},
+                      indent=1)
+    path = tmp_path / "late-pages.har"
+    path.write_text(text)
+    got = list(read([path]))
+    assert [(e.origin, e.origin_from, e.method) for e in got] == [(OTHER, "page", "GET"), (APP, "Origin", "POST")]
+    assert dict(got[1].response_headers)["X-A"] == "1"
+
+
+@pytest.mark.parametrize("cut, expected", [
+    (lambda t: t[: len(t) * 2 // 3], "not a HAR file: invalid JSON"),
+    (lambda t: t + " {}", "not a HAR file: invalid JSON: Extra data"),
+    (lambda t: t.replace('"entries": [', '"entries": [1 2, '), ":1:"),
+])
+def test_a_har_broken_after_its_first_entries_is_a_located_error(tmp_path: Path, cut: Any, expected: str) -> None:
+    entries = [har_entry("GET", f"{API}/n{i}", {"Origin": APP}) for i in range(30)]
+    path = tmp_path / "cut.har"
+    path.write_text(cut(json.dumps({"log": {"version": "1.2", "pages": [], "entries": entries}})))
+    with pytest.raises(RecordingError, match=r"^" + str(path) + ":") as raised:
+        list(read([path]))
+    assert expected in str(raised.value)
+    proc, out = learn_to(tmp_path, path)
+    assert proc.returncode == 1 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
 def test_truncated_flow_file_names_the_flow_and_offset(tmp_path: Path) -> None:
     whole = session(tmp_path).read_bytes()
     cut = tmp_path / "cut.flows"

@@ -31,7 +31,7 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from addon.core.cors import Engine, RequestFacts
 from addon.core.origins import parse_origin_rule
-from addon.core.policy import MAX_YAML_BYTES, LoadedPolicy, Policy, PolicyError, Problem, load_policy, parse_policy
+from addon.core.policy import MAX_YAML_BYTES, CorsPlugin, LoadedPolicy, Policy, PolicyError, Problem, load_policy, parse_policy
 from addon.core.routing import parse_path
 from addon.gateway import edited_fields, made_fields
 from addon.tools.apig_export import export_apig
@@ -49,7 +49,7 @@ REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 # What APIG does instead of each feature the exporter warns about, by the warned field (README "To APIG").
 APIG_GATEWAY = {"request_id": True, "server": "api-gateway", "unmatched": "reject"}
-PLUGIN_INSTEAD = {"allow_origin_regex": (), "allow_null_origin": False, "allow_private_network": False,
+PLUGIN_INSTEAD = {"allow_origin": (), "allow_origin_regex": (), "allow_null_origin": False, "allow_private_network": False,
                   "preflight": "answer", "precedence": "backend", "max_age": 86400}
 UPSTREAM_FIELDS = (  # two upstream responses: a CORS-less backend, and one that sends its own CORS headers
     ((b"Content-Type", b"text/plain"), (b"X-Up", b"1")),
@@ -74,7 +74,7 @@ def matrix(policy: Policy, seed: str, extra_origins: tuple[str, ...] | None = No
     hosts = ["gw.example", *sorted({api.host for api in apis if api.host})[:2]]
     origins: list[str | None] = [None, "null", "https://evil.example", "https://app.example.com.evil.net",
                                  "https://app.example.com"]
-    for plugin in list(policy.plugins.values())[:3]:
+    for plugin in [p for p in policy.plugins.values() if isinstance(p, CorsPlugin)][:3]:
         regexes = plugin.content.allow_origin_regex if extra_origins is None else ()
         origins.extend(_origins_of(plugin.content.allow_origin, regexes, rnd))
     origins = list(dict.fromkeys([*origins, *(extra_origins or ())]))[:10]
@@ -178,6 +178,10 @@ def loc_of(problem: Problem, policy: Policy) -> tuple[Any, ...]:
         return ("apis", int(m.group(1)), *(m.group(2).split(".") if m.group(2) else ()))
     if problem.field.startswith("gateway.") or problem.field == "apis":
         return tuple(problem.field.split("."))
+    if problem.field.startswith("groups.") and problem.field.endswith(".domains"):
+        group = problem.field[len("groups."):-len(".domains")]
+        assert group in policy.groups, problem.field
+        return ("groups", group, "domains")
     rest = problem.field.removeprefix("plugins.")
     for name in policy.plugins:
         if rest == name:
@@ -191,6 +195,7 @@ def apig_instead(policy: Policy, locs: list[tuple[Any, ...]]) -> Policy:
     """The policy with each warned feature replaced by what APIG does instead."""
     doc = policy.model_dump()
     doc["apis"] = list(doc["apis"])
+    exported_group = next((api.group for api in policy.apis if api.group), "")  # the document's one group
     dropped = []
     for loc in locs:
         match loc:
@@ -198,6 +203,10 @@ def apig_instead(policy: Policy, locs: list[tuple[Any, ...]]) -> Policy:
                 doc["gateway"][name] = APIG_GATEWAY[name]
             case ("plugins", name, "content", name2):
                 doc["plugins"][name]["content"][name2] = PLUGIN_INSTEAD[name2]
+            case ("groups", name, "domains"):  # Swagger's host: the group's first domain name
+                doc["groups"][name]["domains"] = doc["groups"][name]["domains"][:1]
+            case ("apis", i, "group"):  # imported into the document's group (its domains are the same)
+                doc["apis"][i]["group"] = exported_group
             case ("apis", i, "host"):
                 doc["apis"][i]["host"] = None
             case ("apis", i, "backend", "status"):
@@ -206,7 +215,7 @@ def apig_instead(policy: Policy, locs: list[tuple[Any, ...]]) -> Policy:
                 doc["apis"][i]["backend"]["headers"] = {"Content-Type": "application/json"}
             case ("apis", i):
                 dropped.append(i)
-            case _:  # names, groups, the 300-API limit: nothing the gateway answers differently
+            case _:  # names, allow_origin written for APIG, the 300-API limit: nothing the gateway answers differently
                 pass
     for i in sorted(dropped, reverse=True):
         del doc["apis"][i]

@@ -1,7 +1,8 @@
 """Write a loaded corsgate policy as an APIG import document (`cors-export apig`), the inverse of apig_import.
 
-The document is Swagger 2.0 JSON, APIG's default export: each API an operation with the `x-apigateway-*`
-extensions apig_import reads, and the CORS plug-ins under `x-corsgate-plugins` in the shape of APIG's
+The document is Swagger 2.0 JSON, APIG's default export, and one API group: each API an operation with the
+`x-apigateway-*` extensions apig_import reads and its req_protocol as `schemes`, the group's first domain as
+`host`, and the cors and set_resp_headers plug-ins under `x-corsgate-plugins` in the shape of APIG's
 create-plug-in API, so one file carries both (see apig_format). Everything is written by the JSON library,
 never by string templates.
 
@@ -9,7 +10,8 @@ What APIG cannot be told is a warning, located at the policy's file:line and fie
 does instead: corsgate's CORS extensions (regex and null origins, private network, forwarded preflights,
 gateway precedence), gateway settings APIG fixes (X-Request-Id, Server, unmatched requests), per-API
 hosts (APIG routes by the group's domain), mock status and headers (the export carries only the body),
-and routes an OpenAPI file cannot hold twice. A policy with no APIs cannot be imported and is refused.
+routes an OpenAPI file cannot hold twice, a group's further domains, APIs of groups with other domains
+(left out), and an empty allow_origin (APIG requires one: apig_format.NO_ORIGIN is written). A policy with no APIs cannot be imported and is refused.
 Pure: reads the validated policy; the source file is read again only to find line numbers.
 """
 

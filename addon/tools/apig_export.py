@@ -11,7 +11,8 @@ does instead: corsgate's CORS extensions (regex and null origins, private networ
 gateway precedence), gateway settings APIG fixes (X-Request-Id, Server, unmatched requests), per-API
 hosts (APIG routes by the group's domain), mock status and headers (the export carries only the body),
 routes an OpenAPI file cannot hold twice, a group's further domains, APIs of groups with other domains
-(left out), and an empty allow_origin (APIG requires one: apig_format.NO_ORIGIN is written). A policy with no APIs cannot be imported and is refused.
+(left out), and an empty allow_origin (APIG requires one: apig_format.NO_ORIGIN is written).
+A policy with no APIs cannot be imported and is refused.
 Pure: reads the validated policy; the source file is read again only to find line numbers.
 """
 

@@ -31,7 +31,16 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from addon.core.cors import Engine, RequestFacts
 from addon.core.origins import parse_origin_rule
-from addon.core.policy import MAX_YAML_BYTES, CorsPlugin, LoadedPolicy, Policy, PolicyError, Problem, load_policy, parse_policy
+from addon.core.policy import (
+    MAX_YAML_BYTES,
+    CorsPlugin,
+    LoadedPolicy,
+    Policy,
+    PolicyError,
+    Problem,
+    load_policy,
+    parse_policy,
+)
 from addon.core.routing import parse_path
 from addon.gateway import edited_fields, made_fields
 from addon.tools.apig_export import export_apig
@@ -49,7 +58,8 @@ REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 # What APIG does instead of each feature the exporter warns about, by the warned field (README "To APIG").
 APIG_GATEWAY = {"request_id": True, "server": "api-gateway", "unmatched": "reject"}
-PLUGIN_INSTEAD = {"allow_origin": (), "allow_origin_regex": (), "allow_null_origin": False, "allow_private_network": False,
+PLUGIN_INSTEAD = {"allow_origin": (), "allow_origin_regex": (), "allow_null_origin": False,
+                  "allow_private_network": False,
                   "preflight": "answer", "precedence": "backend", "max_age": 86400}
 UPSTREAM_FIELDS = (  # two upstream responses: a CORS-less backend, and one that sends its own CORS headers
     ((b"Content-Type", b"text/plain"), (b"X-Up", b"1")),

@@ -410,11 +410,16 @@ apis:
 """
 
 
-def test_every_extension_is_warned_at_its_line_and_round_trips(tmp_path: Path) -> None:
-    path = tmp_path / "everything.yaml"
-    path.write_text(EVERYTHING)
+def exported(tmp_path: Path, name: str, text: str) -> tuple[LoadedPolicy, str, list[Problem]]:
+    """A policy written to a file (so warnings have lines), loaded and exported."""
+    path = tmp_path / name
+    path.write_text(text)
     loaded = load_policy(path)
-    text, warnings = export_apig(loaded)
+    return loaded, *export_apig(loaded)
+
+
+def test_every_extension_is_warned_at_its_line_and_round_trips(tmp_path: Path) -> None:
+    loaded, text, warnings = exported(tmp_path, "everything.yaml", EVERYTHING)
     assert [(w.line, w.field) for w in warnings] == [
         (3, "gateway.request_id"), (4, "gateway.server"), (5, "gateway.unmatched"),
         (11, "plugins.web.content.allow_origin_regex"), (12, "plugins.web.content.allow_null_origin"),
@@ -537,10 +542,7 @@ apis:
 
 
 def test_groups_protocols_resp_headers_and_empty_origins(tmp_path: Path) -> None:
-    path = tmp_path / "groups.yaml"
-    path.write_text(GROUPS)
-    loaded = load_policy(path)
-    text, warnings = export_apig(loaded)
+    loaded, text, warnings = exported(tmp_path, "groups.yaml", GROUPS)
     assert [(w.line, w.field) for w in warnings] == [
         (1, "gateway.unmatched"),
         (3, "groups.shop.domains"),  # Swagger has one host: the first domain

@@ -103,6 +103,14 @@ def test_unknown_cors_fields_are_left_out_with_a_note() -> None:
     assert plugins.notes == ("plug-in 'web': fields allow_private are not CorsPluginContent, left out",)
 
 
+def test_the_no_caller_origin_cors_export_writes_is_read_as_an_empty_list() -> None:
+    plugins = plugins_from([plugin(json.dumps({**CONTENT, "allow_origin": "https://no-caller.invalid"}))])
+    assert plugins.cors["web"]["content"] == {k: v for k, v in CONTENT.items() if k != "allow_origin"}
+    assert len(plugins.notes) == 1 and "admits no origin" in plugins.notes[0]
+    policy = parse_policy(to_yaml(convert(swagger({"x-apigateway-plugins": ["web"]}), plugins))).policy
+    assert policy.plugins["web"].content.admits_no_origin
+
+
 def test_bad_plugin_documents_are_refused() -> None:
     with pytest.raises(ApigImportError, match="not an APIG plug-in object"):
         plugins_from([{"name": "web"}])

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from addon.core.routing import parse_path, route_signature
 from addon.tools.apig_format import (
@@ -358,5 +359,20 @@ def to_yaml(imported: Imported, header: Iterable[str] = ()) -> str:
     yaml = YAML(typ="rt")  # keeps the policy's key order
     yaml.default_flow_style = False
     yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.dump(imported.policy, out)
+    yaml.dump(_quoted_breaks(imported.policy), out)
     return out.getvalue()
+
+
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def _quoted_breaks(value: Any) -> Any:
+    """Strings holding a Unicode line break (NEL, LS, PS) double-quoted, where YAML escapes them: ruamel writes
+    them raw in a single-quoted scalar, which a reader folds ('\x85' comes back as ' ')."""
+    if isinstance(value, str):
+        return DoubleQuotedScalarString(value) if any(b in value for b in _UNICODE_BREAKS) else value
+    if isinstance(value, Mapping):
+        return {_quoted_breaks(k): _quoted_breaks(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_quoted_breaks(v) for v in value]
+    return value

@@ -246,3 +246,11 @@ def test_what_would_not_load_is_left_out_with_a_note() -> None:
         "GET /c: x-apigateway-plugins is not a list of plug-in names, left out",
     )
     parse_policy(to_yaml(result))
+
+
+@pytest.mark.parametrize("body", ["\x85", "a\u2028b", "\u2029 ", "x\x85\ny"])
+def test_unicode_line_breaks_survive_the_yaml_output(body: str) -> None:
+    """Found by test_any_strings_come_back_as_they_were: a mock body of NEL came back as a space."""
+    result = convert(swagger({"operationId": "a", "x-apigateway-backend": {
+        "type": "MOCK", "mockEndpoints": {"result-content": body}}}))
+    assert parse_policy(to_yaml(result)).policy.apis[0].backend.body == body

@@ -368,7 +368,7 @@ _UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
 
 def _quoted_breaks(value: Any) -> Any:
     """Strings holding a Unicode line break (NEL, LS, PS) double-quoted, where YAML escapes them: ruamel writes
-    them raw in a single-quoted scalar, which a reader folds ('\x85' comes back as ' ')."""
+    them raw in a single-quoted scalar, which a reader folds (a lone NEL came back as a space)."""
     if isinstance(value, str):
         return DoubleQuotedScalarString(value) if any(b in value for b in _UNICODE_BREAKS) else value
     if isinstance(value, Mapping):

@@ -1,7 +1,8 @@
 """Write a loaded corsgate policy as an APIG import document (`cors-export apig`), the inverse of apig_import.
 
-The document is Swagger 2.0 JSON, APIG's default export: each API an operation with the `x-apigateway-*`
-extensions apig_import reads, and the CORS plug-ins under `x-corsgate-plugins` in the shape of APIG's
+The document is Swagger 2.0 JSON, APIG's default export, and one API group: each API an operation with the
+`x-apigateway-*` extensions apig_import reads and its req_protocol as `schemes`, the group's first domain as
+`host`, and the cors and set_resp_headers plug-ins under `x-corsgate-plugins` in the shape of APIG's
 create-plug-in API, so one file carries both (see apig_format). Everything is written by the JSON library,
 never by string templates.
 
@@ -9,7 +10,9 @@ What APIG cannot be told is a warning, located at the policy's file:line and fie
 does instead: corsgate's CORS extensions (regex and null origins, private network, forwarded preflights,
 gateway precedence), gateway settings APIG fixes (X-Request-Id, Server, unmatched requests), per-API
 hosts (APIG routes by the group's domain), mock status and headers (the export carries only the body),
-and routes an OpenAPI file cannot hold twice. A policy with no APIs cannot be imported and is refused.
+routes an OpenAPI file cannot hold twice, a group's further domains, APIs of groups with other domains
+(left out), and an empty allow_origin (APIG requires one: apig_format.NO_ORIGIN is written).
+A policy with no APIs cannot be imported and is refused.
 Pure: reads the validated policy; the source file is read again only to find line numbers.
 """
 
@@ -26,10 +29,13 @@ from addon.core.policy import (
     LOCATE_MAX_BYTES,
     Api,
     CorsContent,
+    CorsPlugin,
     LoadedPolicy,
+    Plugin,
     PolicyError,
     Problem,
     _field_path,
+    group_domains,
     line_of,
     located_tree,
 )
@@ -64,14 +70,22 @@ def export_apig(policy: LoadedPolicy) -> tuple[str, list[Problem]]:
     for field, value in apig.APIG_GATEWAY.items():
         if getattr(policy.policy.gateway, field) != value:
             warn(("gateway", field), f"{GATEWAY_INSTEAD[field]} ({field}: {json.dumps(value)})")
-    plugins = [_plugin(name, plugin.content, warn) for name, plugin in policy.policy.plugins.items()]
-    groups = [api.group for api in policy.policy.apis if api.group]
-    group = groups[0] if groups else Path(policy.source).stem or "corsgate"  # info.title: the API group
+    plugins = [_plugin(name, plugin, warn) for name, plugin in policy.policy.plugins.items()]
+    named = [api for api in policy.policy.apis if api.group]
+    group = named[0].group if named else Path(policy.source).stem or "corsgate"  # info.title: the API group
+    domains = group_domains(policy.policy, named[0]) if named else ()
+    if len(domains) > 1:
+        warn(("groups", group, "domains"), f"an export carries one domain name of group {group!r} (Swagger's "
+                                           f"host): {domains[0]}; bind {', '.join(domains[1:])} to it on APIG")
     paths: dict[str, dict[str, Any]] = {}
     routes: dict[tuple[object, ...], str] = {}
     schemes: dict[str, Any] = {}
     names: set[str] = set()
     for i, api in enumerate(policy.policy.apis):
+        if api.group != group and group_domains(policy.policy, api) != domains:
+            warn(("apis", i), f"API {api.name!r} is left out: an export is one API group ({group!r}), and its "
+                              f"group {api.group!r} has other domain names; export that group on its own")
+            continue
         key = apig.OPERATION_KEYS[api.method]
         # Imported, every API matches any host: a route that ties once hosts are gone is left out too.
         route = route_signature(None, api.method, api.path, api.match_mode)
@@ -102,6 +116,8 @@ def export_apig(policy: LoadedPolicy) -> tuple[str, list[Problem]]:
                  "description": f"exported by cors-export apig from {Path(policy.source).name}"},
         "paths": paths,
     }
+    if domains:
+        document["host"] = domains[0]  # the group's domain name: APIG's export puts it here
     if schemes:
         document["securityDefinitions"] = schemes
     if plugins:
@@ -139,12 +155,23 @@ def _locator(policy: LoadedPolicy) -> Callable[[tuple[Any, ...]], int | None]:
     return lambda loc: line_of(tree, loc)
 
 
-def _plugin(name: str, content: CorsContent, warn: _Warnings) -> dict[str, Any]:
-    """A CORS plug-in as APIG's create-plug-in API takes it: CorsPluginContent as a JSON string."""
-    loc = ("plugins", name, "content")
+def _plugin(name: str, plugin: Plugin, warn: _Warnings) -> dict[str, Any]:
+    """A plug-in as APIG's create-plug-in API takes it: its content (CorsPluginContent or SetRespHeadersContent)
+    as a JSON string."""
     if not PLUGIN_NAME.fullmatch(name):
         warn(("plugins", name), f"plug-in name {name!r}: APIG wants 3-255 letters, digits, '-' or '_', "
                                 "starting with a letter, and refuses this one")
+    if isinstance(plugin, CorsPlugin):
+        body = _cors_body(("plugins", name, "content"), plugin.content, warn)
+    else:
+        body = {apig.RESP_HEADERS: [{**header.model_dump(include=set(apig.RESP_HEADER_FIELDS)),
+                                     "value_type": "custom_value"} for header in plugin.content.response_headers]}
+    return {"plugin_name": name, "plugin_type": plugin.type, "plugin_scope": "global",
+            "plugin_content": json.dumps(body, separators=(",", ":")), "remark": "exported by cors-export apig"}
+
+
+def _cors_body(loc: tuple[Any, ...], content: CorsContent, warn: _Warnings) -> dict[str, Any]:
+    """CorsPluginContent's six fields; the extensions APIG lacks are warned."""
     for field, instead in EXTENSION_INSTEAD.items():
         if getattr(content, field) != CorsContent.model_fields[field].default:
             warn((*loc, field), instead)
@@ -160,8 +187,11 @@ def _plugin(name: str, content: CorsContent, warn: _Warnings) -> dict[str, Any]:
             body[field] = apig.MAX_AGE_LIMIT
         elif value is not None:
             body[field] = value
-    return {"plugin_name": name, "plugin_type": "cors", "plugin_scope": "global",
-            "plugin_content": json.dumps(body, separators=(",", ":")), "remark": "exported by cors-export apig"}
+    if not content.allow_origin:
+        warn((*loc, "allow_origin"), f"APIG requires allow_origin: written as {apig.NO_ORIGIN}, which no page has "
+                                     "(the plug-in admits no origin on APIG; apig-import reads it back as empty)")
+        body["allow_origin"] = apig.NO_ORIGIN
+    return body
 
 
 def _operation(i: int, api: Api, schemes: dict[str, Any], warn: _Warnings) -> dict[str, Any]:
@@ -175,6 +205,7 @@ def _operation(i: int, api: Api, schemes: dict[str, Any], warn: _Warnings) -> di
         scheme, definition = apig.SECURITY_SCHEMES[api.auth]
         schemes[scheme] = definition
         operation["security"] = [{scheme: []}]
+    operation["schemes"] = apig.PROTOCOL_SCHEMES[api.req_protocol]
     operation[apig.MATCH_MODE] = api.match_mode
     operation[apig.CORS_SWITCH] = api.cors
     if api.plugins:

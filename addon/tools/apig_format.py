@@ -26,6 +26,16 @@ PLUGIN_DEFINITIONS = "x-corsgate-plugins"
 # APIG's CorsPluginContent: the only fields its CORS plug-in has.
 CORS_FIELDS = ("allow_origin", "allow_methods", "allow_headers", "expose_headers", "max_age", "allow_credentials")
 MAX_AGE_LIMIT = 86400  # CorsPluginContent.max_age: 0-86400 s
+# APIG requires allow_origin; a plug-in that admits no origin (or only by regex / 'null', which APIG lacks) is
+# written with this one, which no page can have (.invalid never resolves, RFC 6761), and read back as none.
+NO_ORIGIN = "https://no-caller.invalid"
+
+# APIG's HTTP response header management plug-in: SetRespHeadersContent.response_headers, each a HeaderPolicy.
+RESP_HEADERS = "response_headers"
+RESP_HEADER_FIELDS = ("name", "value", "action")
+
+# An API's req_protocol <-> an operation's Swagger `schemes`.
+PROTOCOL_SCHEMES = {"HTTP": ["http"], "HTTPS": ["https"], "BOTH": ["http", "https"]}
 
 # What an APIG mock backend answers: the export carries only the body (`result-content`); APIG's documented
 # mock answers are 200 with a JSON content type.

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from addon.core.routing import parse_path, route_signature
 from addon.tools.apig_format import (
@@ -47,8 +48,11 @@ from addon.tools.apig_format import (
     MATCH_MODE,
     MOCK_HEADERS,
     MOCK_STATUS,
+    NO_ORIGIN,
     OPERATIONS,
     PLUGIN_DEFINITIONS,
+    RESP_HEADER_FIELDS,
+    RESP_HEADERS,
     SECURITY_SCHEMES,
 )
 
@@ -141,21 +145,26 @@ def _cors_content(name: str, content: Mapping[str, Any], notes: list[str]) -> di
     extra = sorted(set(content) - set(CORS_FIELDS))
     if extra:
         notes.append(f"plug-in {name!r}: fields {', '.join(extra)} are not CorsPluginContent, left out")
+    fields = {key: content[key] for key in CORS_FIELDS if key in content}
     origins = content.get("allow_origin")
-    if origins is None or (isinstance(origins, str) and not origins.strip()):
+    if origins == NO_ORIGIN:  # what cors-export apig writes for a plug-in that admits no origin
+        del fields["allow_origin"]
+        notes.append(f"plug-in {name!r}: allow_origin {NO_ORIGIN} (no page has it) is imported as an empty allow "
+                     "list, which admits no origin (cors-lint origin-admits-none)")
+    elif origins is None or (isinstance(origins, str) and not origins.strip()):
         notes.append(f"plug-in {name!r}: APIG requires allow_origin, this one has none: imported as an empty "
                      "allow list, which admits no origin (cors-lint origin-admits-none); list the callers' "
                      "origins or add allow_origin_regex")
-    return {"type": "cors", "content": {key: content[key] for key in CORS_FIELDS if key in content}}
+    return {"type": "cors", "content": fields}
 
 
 def _resp_headers_content(name: str, content: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
     """SetRespHeadersContent: each HeaderPolicy's name, value and action; system parameters are left out."""
-    extra = sorted(set(content) - {"response_headers"})
+    extra = sorted(set(content) - {RESP_HEADERS})
     if extra:
         notes.append(f"plug-in {name!r}: fields {', '.join(extra)} are not SetRespHeadersContent, left out")
     headers = []
-    items = content.get("response_headers")
+    items = content.get(RESP_HEADERS)
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, Mapping):
             notes.append(f"plug-in {name!r}: response header {item!r:.60} is not an object, left out")
@@ -164,8 +173,8 @@ def _resp_headers_content(name: str, content: Mapping[str, Any], notes: list[str
             notes.append(f"plug-in {name!r}: header {item.get('name')!r} takes its value from a system parameter "
                          f"({item.get('value')!r}), which corsgate does not have: left out")
             continue
-        headers.append({key: item[key] for key in ("name", "value", "action") if key in item})
-    return {"type": "set_resp_headers", "content": {"response_headers": headers}}
+        headers.append({key: item[key] for key in RESP_HEADER_FIELDS if key in item})
+    return {"type": "set_resp_headers", "content": {RESP_HEADERS: headers}}
 
 
 CONVERTERS = {"cors": _cors_content, "set_resp_headers": _resp_headers_content}
@@ -350,5 +359,20 @@ def to_yaml(imported: Imported, header: Iterable[str] = ()) -> str:
     yaml = YAML(typ="rt")  # keeps the policy's key order
     yaml.default_flow_style = False
     yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.dump(imported.policy, out)
+    yaml.dump(_quoted_breaks(imported.policy), out)
     return out.getvalue()
+
+
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def _quoted_breaks(value: Any) -> Any:
+    """Strings holding a Unicode line break (NEL, LS, PS) double-quoted, where YAML escapes them: ruamel writes
+    them raw in a single-quoted scalar, which a reader folds (a lone NEL came back as a space)."""
+    if isinstance(value, str):
+        return DoubleQuotedScalarString(value) if any(b in value for b in _UNICODE_BREAKS) else value
+    if isinstance(value, Mapping):
+        return {_quoted_breaks(k): _quoted_breaks(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_quoted_breaks(v) for v in value]
+    return value

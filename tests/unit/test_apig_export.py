@@ -31,7 +31,16 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from addon.core.cors import Engine, RequestFacts
 from addon.core.origins import parse_origin_rule
-from addon.core.policy import MAX_YAML_BYTES, LoadedPolicy, Policy, PolicyError, Problem, load_policy, parse_policy
+from addon.core.policy import (
+    MAX_YAML_BYTES,
+    CorsPlugin,
+    LoadedPolicy,
+    Policy,
+    PolicyError,
+    Problem,
+    load_policy,
+    parse_policy,
+)
 from addon.core.routing import parse_path
 from addon.gateway import edited_fields, made_fields
 from addon.tools.apig_export import export_apig
@@ -49,7 +58,8 @@ REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 # What APIG does instead of each feature the exporter warns about, by the warned field (README "To APIG").
 APIG_GATEWAY = {"request_id": True, "server": "api-gateway", "unmatched": "reject"}
-PLUGIN_INSTEAD = {"allow_origin_regex": (), "allow_null_origin": False, "allow_private_network": False,
+PLUGIN_INSTEAD = {"allow_origin": (), "allow_origin_regex": (), "allow_null_origin": False,
+                  "allow_private_network": False,
                   "preflight": "answer", "precedence": "backend", "max_age": 86400}
 UPSTREAM_FIELDS = (  # two upstream responses: a CORS-less backend, and one that sends its own CORS headers
     ((b"Content-Type", b"text/plain"), (b"X-Up", b"1")),
@@ -61,7 +71,8 @@ UPSTREAM_FIELDS = (  # two upstream responses: a CORS-less backend, and one that
 # -- the matrix ---------------------------------------------------------------------------------------------
 
 def matrix(policy: Policy, seed: str, extra_origins: tuple[str, ...] | None = None) -> list[RequestFacts]:
-    """origins x (actual methods + preflights x request headers) x credentials x hosts x paths, from the policy.
+    """origins x (actual methods + preflights x request headers) x credentials x hosts (the APIs' and the groups'
+    domains) x paths x TLS (when an API's req_protocol is not BOTH), from the policy.
 
     Origins matching its regexes come from hypothesis' regex strategy, or, inside a hypothesis test (which
     cannot search for examples), from extra_origins."""
@@ -71,10 +82,12 @@ def matrix(policy: Policy, seed: str, extra_origins: tuple[str, ...] | None = No
     for api in apis:
         concrete = "/" + "/".join({"lit": t, "param": "v", "rest": "v/w"}[k] for k, t in parse_path(api.path))
         paths.add(concrete.replace("//", "/") if api.match_mode == "NORMAL" else concrete.rstrip("/") + "/sub")
-    hosts = ["gw.example", *sorted({api.host for api in apis if api.host})[:2]]
+    domains = sorted({d for group in policy.groups.values() for d in group.domains[:2]})[:3]  # a group's second
+    hosts = ["gw.example", *sorted({api.host for api in apis if api.host})[:2], *domains]   # domain: not exported
+    tls = (False, True) if any(api.req_protocol != "BOTH" for api in policy.apis) else (False,)
     origins: list[str | None] = [None, "null", "https://evil.example", "https://app.example.com.evil.net",
                                  "https://app.example.com"]
-    for plugin in list(policy.plugins.values())[:3]:
+    for plugin in [p for p in policy.plugins.values() if isinstance(p, CorsPlugin)][:3]:
         regexes = plugin.content.allow_origin_regex if extra_origins is None else ()
         origins.extend(_origins_of(plugin.content.allow_origin, regexes, rnd))
     origins = list(dict.fromkeys([*origins, *(extra_origins or ())]))[:10]
@@ -87,9 +100,9 @@ def matrix(policy: Policy, seed: str, extra_origins: tuple[str, ...] | None = No
     # Routing walks every segment: a path of thousands (the fuzzed corpus has 50,000) is asked by one origin.
     return [
         RequestFacts(method, host, path, origin, request_method if origin else None, headers if origin else (),
-                     private and origin is not None, authorization)
+                     private and origin is not None, authorization, secure)
         for path in sorted(paths) for origin in (origins if len(path) <= 1000 else origins[-1:]) for host in hosts
-        for method, request_method, headers, private in kinds for authorization in (False, True)
+        for method, request_method, headers, private in kinds for authorization in (False, True) for secure in tls
     ]
 
 
@@ -178,6 +191,10 @@ def loc_of(problem: Problem, policy: Policy) -> tuple[Any, ...]:
         return ("apis", int(m.group(1)), *(m.group(2).split(".") if m.group(2) else ()))
     if problem.field.startswith("gateway.") or problem.field == "apis":
         return tuple(problem.field.split("."))
+    if problem.field.startswith("groups.") and problem.field.endswith(".domains"):
+        group = problem.field[len("groups."):-len(".domains")]
+        assert group in policy.groups, problem.field
+        return ("groups", group, "domains")
     rest = problem.field.removeprefix("plugins.")
     for name in policy.plugins:
         if rest == name:
@@ -191,6 +208,7 @@ def apig_instead(policy: Policy, locs: list[tuple[Any, ...]]) -> Policy:
     """The policy with each warned feature replaced by what APIG does instead."""
     doc = policy.model_dump()
     doc["apis"] = list(doc["apis"])
+    exported_group = next((api.group for api in policy.apis if api.group), "")  # the document's one group
     dropped = []
     for loc in locs:
         match loc:
@@ -198,6 +216,10 @@ def apig_instead(policy: Policy, locs: list[tuple[Any, ...]]) -> Policy:
                 doc["gateway"][name] = APIG_GATEWAY[name]
             case ("plugins", name, "content", name2):
                 doc["plugins"][name]["content"][name2] = PLUGIN_INSTEAD[name2]
+            case ("groups", name, "domains"):  # Swagger's host: the group's first domain name
+                doc["groups"][name]["domains"] = doc["groups"][name]["domains"][:1]
+            case ("apis", i, "group"):  # imported into the document's group (its domains are the same)
+                doc["apis"][i]["group"] = exported_group
             case ("apis", i, "host"):
                 doc["apis"][i]["host"] = None
             case ("apis", i, "backend", "status"):
@@ -206,7 +228,7 @@ def apig_instead(policy: Policy, locs: list[tuple[Any, ...]]) -> Policy:
                 doc["apis"][i]["backend"]["headers"] = {"Content-Type": "application/json"}
             case ("apis", i):
                 dropped.append(i)
-            case _:  # names, groups, the 300-API limit: nothing the gateway answers differently
+            case _:  # names, allow_origin written for APIG, the 300-API limit: nothing the gateway answers differently
                 pass
     for i in sorted(dropped, reverse=True):
         del doc["apis"][i]
@@ -249,7 +271,8 @@ def check_round_trip(loaded: LoadedPolicy, name: str, extra_origins: tuple[str, 
         if k not in single:
             with_k = [locs[k]] if k in drops else [locs[k], *(locs[j] for j in drops)]
             changed = apig_instead(original, with_k)
-            single[k] = None if changed == base.policy else Engine(LoadedPolicy(changed, "one", "one"))
+            unchanged = original if k in drops else base.policy  # a drop alone is judged against the original
+            single[k] = None if changed == unchanged else Engine(LoadedPolicy(changed, "one", "one"))
         return single[k]
 
     def changes(k: int, req: RequestFacts, reference: tuple[Any, ...]) -> bool:
@@ -387,11 +410,16 @@ apis:
 """
 
 
-def test_every_extension_is_warned_at_its_line_and_round_trips(tmp_path: Path) -> None:
-    path = tmp_path / "everything.yaml"
-    path.write_text(EVERYTHING)
+def exported(tmp_path: Path, name: str, text: str) -> tuple[LoadedPolicy, str, list[Problem]]:
+    """A policy written to a file (so warnings have lines), loaded and exported."""
+    path = tmp_path / name
+    path.write_text(text)
     loaded = load_policy(path)
-    text, warnings = export_apig(loaded)
+    return loaded, *export_apig(loaded)
+
+
+def test_every_extension_is_warned_at_its_line_and_round_trips(tmp_path: Path) -> None:
+    loaded, text, warnings = exported(tmp_path, "everything.yaml", EVERYTHING)
     assert [(w.line, w.field) for w in warnings] == [
         (3, "gateway.request_id"), (4, "gateway.server"), (5, "gateway.unmatched"),
         (11, "plugins.web.content.allow_origin_regex"), (12, "plugins.web.content.allow_null_origin"),
@@ -485,3 +513,64 @@ def test_any_strings_come_back_as_they_were(name: str, group: str, plugin_name: 
     (api,) = round_trip(loaded)[0].policy.apis
     assert (api.name, api.path, api.backend.body, api.plugins) == (name or f"POST {path}", path, body, (plugin_name,))
     assert api.group == (group or "<built>")
+
+
+# -- issue 18's model: set_resp_headers, groups and their domains, req_protocol, an empty allow_origin ---------
+
+GROUPS = """\
+version: 1
+groups:
+  shop: {domains: [api.shop.example, www.shop.example]}
+  admin: {domains: [admin.shop.example]}
+plugins:
+  previews:
+    type: cors
+    content:
+      allow_origin_regex: ["https://pr-[0-9]+\\\\.preview\\\\.example\\\\.com"]
+  headers:
+    type: set_resp_headers
+    content:
+      response_headers:
+        - {name: X-Added, value: "1", action: add}
+        - {name: Server, action: delete}
+apis:
+  - {name: orders, group: shop, method: PUT, path: /orders, req_protocol: HTTPS, plugins: [previews, headers]}
+  - {name: carts, group: shop, method: GET, path: /carts, req_protocol: http, cors: true}
+  - {name: users, group: admin, method: PUT, path: /users, cors: true}
+  - {name: both, group: shop, method: GET, path: /both}
+"""
+
+
+def test_groups_protocols_resp_headers_and_empty_origins(tmp_path: Path) -> None:
+    loaded, text, warnings = exported(tmp_path, "groups.yaml", GROUPS)
+    assert [(w.line, w.field) for w in warnings] == [
+        (1, "gateway.unmatched"),
+        (3, "groups.shop.domains"),  # Swagger has one host: the first domain
+        (8, "plugins.previews.content.allow_origin"),  # absent, so at its content; written as no-caller.invalid
+        (9, "plugins.previews.content.allow_origin_regex"),
+        (19, "apis[2]"),  # another group with other domains: left out
+    ]
+    by_field = {w.field: w.message for w in warnings}
+    assert "www.shop.example" in by_field["groups.shop.domains"] and "'admin'" in by_field["apis[2]"]
+    document = json.loads(text)
+    assert (document["info"]["title"], document["host"]) == ("shop", "api.shop.example")
+    assert [document["paths"][p][m]["schemes"] for p, m in (("/orders", "put"), ("/carts", "get"), ("/both", "get"))] \
+        == [["https"], ["http"], ["http", "https"]]
+    assert "/users" not in document["paths"]
+    plugins = {p["plugin_name"]: p for p in document["x-corsgate-plugins"]}
+    assert plugins["headers"]["plugin_type"] == "set_resp_headers"
+    assert json.loads(plugins["headers"]["plugin_content"]) == {"response_headers": [
+        {"name": "X-Added", "value": "1", "action": "add", "value_type": "custom_value"},
+        {"name": "Server", "value": "", "action": "delete", "value_type": "custom_value"}]}
+    assert json.loads(plugins["previews"]["plugin_content"]) == {"allow_origin": "https://no-caller.invalid",
+                                                                   "allow_credentials": False}
+    back = round_trip(loaded)[0].policy
+    assert back.groups["shop"].domains == ("api.shop.example",)
+    assert [(a.name, a.group, a.req_protocol, a.plugins) for a in back.apis] == [
+        ("orders", "shop", "HTTPS", ("previews", "headers")), ("carts", "shop", "HTTP", ()),
+        ("both", "shop", "BOTH", ())]
+    assert back.plugins["previews"].content.allow_origin == ()  # read back as admitting no origin
+    assert back.plugins["headers"] == loaded.policy.plugins["headers"]
+    tally = check_round_trip(loaded, "groups.yaml")
+    for feature in ("groups.shop.domains", "apis[2]", "plugins.previews.content.allow_origin_regex"):
+        assert tally.explained_by[feature] > 0, (feature, tally.line())

@@ -103,6 +103,14 @@ def test_unknown_cors_fields_are_left_out_with_a_note() -> None:
     assert plugins.notes == ("plug-in 'web': fields allow_private are not CorsPluginContent, left out",)
 
 
+def test_the_no_caller_origin_cors_export_writes_is_read_as_an_empty_list() -> None:
+    plugins = plugins_from([plugin(json.dumps({**CONTENT, "allow_origin": "https://no-caller.invalid"}))])
+    assert plugins.cors["web"]["content"] == {k: v for k, v in CONTENT.items() if k != "allow_origin"}
+    assert len(plugins.notes) == 1 and "admits no origin" in plugins.notes[0]
+    policy = parse_policy(to_yaml(convert(swagger({"x-apigateway-plugins": ["web"]}), plugins))).policy
+    assert policy.plugins["web"].content.admits_no_origin
+
+
 def test_bad_plugin_documents_are_refused() -> None:
     with pytest.raises(ApigImportError, match="not an APIG plug-in object"):
         plugins_from([{"name": "web"}])
@@ -238,3 +246,11 @@ def test_what_would_not_load_is_left_out_with_a_note() -> None:
         "GET /c: x-apigateway-plugins is not a list of plug-in names, left out",
     )
     parse_policy(to_yaml(result))
+
+
+@pytest.mark.parametrize("body", ["\x85", "a\u2028b", "\u2029 ", "x\x85\ny"])
+def test_unicode_line_breaks_survive_the_yaml_output(body: str) -> None:
+    """Found by test_any_strings_come_back_as_they_were: a mock body of NEL came back as a space."""
+    result = convert(swagger({"operationId": "a", "x-apigateway-backend": {
+        "type": "MOCK", "mockEndpoints": {"result-content": body}}}))
+    assert parse_policy(to_yaml(result)).policy.apis[0].backend.body == body

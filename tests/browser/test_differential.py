@@ -60,7 +60,7 @@ CONSOLE_GRACE = 5.0  # engines log a CORS error just after the promise rejects
 RECORDS_SETTLE = 0.3  # the recorder may write a flow just after the browser has its answer
 RECORDS_TIMEOUT = 10.0
 PREFIX = {"chromium": "dx", "firefox": "fx", "webkit": "wx"}  # exchange id prefix per engine
-_XID = re.compile(r"xid=([dfw]x\d{4})")
+_XID = re.compile(r"xid=([a-z]x\d{4})")  # dx fx wx: the engines; nx, lx: the nginx and learn suites
 FIREFOX_AUTHORIZATION_WARNING = "CORSAllowHeaderFromPreflightDeprecation"
 OBSERVED_ENV = "CORSGATE_OBSERVED"
 # The engines verdict.py speaks for (the per-engine judge, issue 19, adds verdict.ENGINES); the others are

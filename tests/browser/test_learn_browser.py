@@ -26,7 +26,7 @@ import pytest
 
 from addon.tools.lint import lint_path
 from tests.browser.matrix import DOWN, OTHER, PAGE, POLICIES, REPORT, exchanges
-from tests.browser.test_differential import Rig, chromium_reason, fetch_many
+from tests.browser.test_differential import Rig, engine_reason, fetch_many
 from tests.support.browser import PAGE_PATH, BrowserHarness
 from tests.support.procs import REPO, Backend, Proxy
 
@@ -186,24 +186,24 @@ def test_check_flows_before_after_agrees_with_chromium(
 ) -> None:
     spec = next(s for s in POLICIES if s.name == "allow-credentials")
     other = next(s for s in POLICIES if s.name == "partial-plugin")
-    matrix = [e for e in exchanges((spec, other)) if e.behaviour != DOWN]
+    matrix = [e for e in exchanges((spec, other), prefix="lx") if e.behaviour != DOWN]
     policy = spec.source(tmp_path, browser_harness.origin)
     flows = tmp_path / "mixed.flows"
     with Proxy(None, f"reverse:{upstream.url}", [*REPORT, "-w", str(flows)]) as recorder:
-        rig = Rig(browser_harness, {(s.name, False): recorder for s in (spec, other)})
+        rig = Rig(browser_harness.pages, {(s.name, False): recorder for s in (spec, other)})
         for which in (PAGE, OTHER):
-            fetch_many(rig, rig.origin(which), [e for e in matrix if e.origin == which])
+            fetch_many(rig, browser_harness, rig.origin(which), [e for e in matrix if e.origin == which])
     check = tool("cors-check", "--flows", str(flows), str(policy), "--format", "json", "--browsers", "chromium")
     report = json.loads(check.stdout)
-    rows = {re.search(r"xid=(dx\d{4})", r["url"]).group(1): r for r in report["exchanges"]}  # type: ignore[union-attr]
+    rows = {re.search(r"xid=(lx\d{4})", r["url"]).group(1): r for r in report["exchanges"]}  # type: ignore[union-attr]
     assert set(rows) == {e.id for e in matrix}, "every exchange of the matrix is in the recording"
     assert report["summary"]["before"].get("blocked") and report["summary"]["before"].get("ok"), "a mixed recording"
 
     with Proxy(policy, f"reverse:{upstream.url}") as gateway:
-        rig = Rig(browser_harness, {(s.name, False): gateway for s in (spec, other)})
+        rig = Rig(browser_harness.pages, {(s.name, False): gateway for s in (spec, other)})
         results = {}
         for which in (PAGE, OTHER):
-            results |= fetch_many(rig, rig.origin(which), [e for e in matrix if e.origin == which])
+            results |= fetch_many(rig, browser_harness, rig.origin(which), [e for e in matrix if e.origin == which])
     assert check.returncode == (1 if any(not r.ok for r in results.values()) else 0)
 
     compared = by_note = unseen = 0
@@ -220,12 +220,12 @@ def test_check_flows_before_after_agrees_with_chromium(
             expected_ok = after["state"] == "ok" if note is None else note.endswith(": ok")
             assert expected_ok == result.ok, (e.describe(), row, result)
             if not result.ok and note is not None:
-                assert note.endswith(chromium_reason(result) or "?"), (e.describe(), note, result.console)
+                assert note.endswith(engine_reason(result) or "?"), (e.describe(), note, result.console)
             continue
         compared += 1
         assert (after["state"] == "ok") == result.ok, (e.describe(), row, result)
         if not result.ok:
-            assert after["message"] == chromium_reason(result), (e.describe(), after, result.console)
+            assert after["message"] == engine_reason(result), (e.describe(), after, result.console)
     with capsys.disabled():
         print(f"\nbefore -> after on {len(matrix)} exchanges: {compared} compared in the recorded credentials mode, "
               f"{by_note} by the include-mode note, {unseen} not comparable (upstream CORS not recorded); "

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.matrix import POLICIES, Exchange, PolicySpec, exchanges
-from tests.browser.test_differential import Record, Rig, chromium_reason, judge, response_of, rig, run  # noqa: F401
-from tests.support.browser import BrowserHarness, FetchResult
+from tests.browser.matrix import OTHER, PAGE, POLICIES, Exchange, PolicySpec, exchanges
+from tests.browser.test_differential import (  # noqa: F401 - rig is a fixture
+    Record, Rig, engine_reason, fetch_many, judge, records_of, response_of, rig,
+)
+from tests.support.browser import BrowserHarness, FetchResult, PageServer
 from tests.support.nginx import Nginx, cors_view, differences, unavailable_reason, warned_fields
 from tests.support.procs import Backend, ProxyPool, free_port
 
@@ -55,7 +57,7 @@ class NginxRig:
 
 @pytest.fixture(scope="module")
 def nginx_rig(
-    browser_harness: BrowserHarness, proxies: ProxyPool, backend: Backend, tmp_path_factory: pytest.TempPathFactory
+    page_server: PageServer, proxies: ProxyPool, backend: Backend, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[NginxRig]:
     tmp = tmp_path_factory.mktemp("nginx-matrix-policies")
     dead = f"http://127.0.0.1:{free_port()}"
@@ -63,9 +65,9 @@ def nginx_rig(
     started: dict[tuple[str, bool], Nginx] = {}
     try:
         for spec, down in wanted:
-            started[spec.name, down] = Nginx(spec.source(tmp, browser_harness.origin), dead if down else backend.url)
+            started[spec.name, down] = Nginx(spec.source(tmp, page_server.origin), dead if down else backend.url)
         recorders = {key: proxies(None, f"reverse:{server.url}", addon=False) for key, server in started.items()}
-        yield NginxRig(Rig(browser_harness, recorders), {name: server.warnings for (name, _), server in started.items()})
+        yield NginxRig(Rig(page_server, recorders), {name: server.warnings for (name, _), server in started.items()})
     finally:
         for server in started.values():
             server.stop()
@@ -73,7 +75,18 @@ def nginx_rig(
 
 @pytest.fixture(scope="module")
 def exported_matrix() -> list[Exchange]:
-    return [e for e in exchanges() if not e.policy.report]
+    # Its own id prefix: the corsgate proxies are shared with test_differential's runs, which record theirs.
+    return [e for e in exchanges(prefix="nx") if not e.policy.report]
+
+
+def run(
+    rig: Rig, harness: BrowserHarness, matrix: Sequence[Exchange]
+) -> tuple[dict[str, FetchResult], dict[str, list[Record]]]:
+    """The matrix in Chromium through `rig`'s proxies: what the page saw, and what the proxies recorded."""
+    results: dict[str, FetchResult] = {}
+    for which in (PAGE, OTHER):
+        results |= fetch_many(rig, harness, rig.origin(which), [e for e in matrix if e.origin == which])
+    return results, records_of(rig, matrix)
 
 
 def compare(
@@ -86,8 +99,8 @@ def compare(
     excused: list[str] = []  # differences in a field the export warned about (warned_fields)
     if a.ok != b.ok:
         found.append(f"outcome: corsgate {'ok' if a.ok else 'blocked'}, nginx {'ok' if b.ok else 'blocked'}")
-    elif not a.ok and chromium_reason(a) != chromium_reason(b):
-        found.append(f"console: corsgate {chromium_reason(a)!r}, nginx {chromium_reason(b)!r}")
+    elif not a.ok and engine_reason(a) != engine_reason(b):
+        found.append(f"console: corsgate {engine_reason(a)!r}, nginx {engine_reason(b)!r}")
     if a.ok and b.ok and a.status != b.status:
         found.append(f"status seen by the page: corsgate {a.status}, nginx {b.status}")
     for kind, wanted in (("preflight", "OPTIONS"), ("actual", None)):
@@ -107,11 +120,12 @@ def compare(
 
 
 def test_nginx_answers_as_corsgate_in_chromium(
-    rig: Rig, nginx_rig: NginxRig, exported_matrix: list[Exchange], capsys: pytest.CaptureFixture[str]
+    rig: Rig, nginx_rig: NginxRig, exported_matrix: list[Exchange], browser_harness: BrowserHarness,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     started = time.monotonic()
-    ours = run(rig, exported_matrix)
-    theirs = run(nginx_rig.rig, exported_matrix)
+    ours = run(rig, browser_harness, exported_matrix)
+    theirs = run(nginx_rig.rig, browser_harness, exported_matrix)
     disagreements: list[str] = []
     documented: list[str] = []
     outcomes: Counter[tuple[str, str]] = Counter()
@@ -123,7 +137,7 @@ def test_nginx_answers_as_corsgate_in_chromium(
             disagreements.append(f"{e.describe()}\n    " + "\n    ".join(bad))
         if excused:
             documented.append(f"{e.describe()}: " + "; ".join(excused))
-        verdict = judge(e, theirs[1][e.id], theirs[0][e.id])  # Chromium vs verdict.py on nginx's answers
+        verdict = judge("chromium", e, theirs[1][e.id], theirs[0][e.id], nginx_rig.rig.url(e))  # Chromium vs verdict.py on nginx's answers
         nginx_judged += not verdict.problems
         outcomes["ok" if theirs[0][e.id].ok else "blocked", verdict.verdict.rule] += 1
     preflighted = sum(any(r["method"] == "OPTIONS" for r in theirs[1][e.id]) for e in exported_matrix)

@@ -531,8 +531,8 @@ REPORT_REASONS = {
 def test_report_mode_logs_what_the_engine_printed(rig: Rig, engine: Engine) -> None:
     """Issue 3, item 3, and issue 19: in report mode in front of the CORS-less backend, mitmdump logs each fetch the
     engine blocks with the reason the engine printed: a simple GET (no Access-Control-Allow-Origin) and a JSON POST
-    (its preflight fails), while the responses go through untouched. Chromium's words are the log line's
-    `blocked: ...`; Firefox's and WebKit's come from verdict.py's voice for them (the judge of issue 19)."""
+    (its preflight fails), while the responses go through untouched. The log line's `blocked in Chrome: ...; in
+    Firefox: ...; in Safari: ...` carries each engine's words (Firefox's with the URL the page fetched)."""
     spec = next(s for s in POLICIES if s.report)
     prefix = PREFIX[engine.name]
     cases = [

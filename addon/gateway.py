@@ -472,13 +472,16 @@ class CorsGateway:
         decided_by = f" [{trail[0]}]" if trail else ""
         f.metadata["corsgate.verdict"] = summary
         note = flow_note(f, diagnosis, browsers)
+        blocked = diagnosis.blocked_in(browsers)
+        if blocked:  # each engine's own words, built only for the flows that are marked and logged
+            summary = diagnosis.told(browsers, page_url(f), status)
         f.comment = f"CORS {diagnosis.kind}: {summary}{decided_by}" + (f" (note: {note})" if note else "")
-        if diagnosis.blocked_in(browsers):
+        if blocked:
             f.marked = BLOCKED_MARK
             logger.warning(
                 "CORS blocked: %s %s from origin %s: %s%s",
                 loggable(f.request.method), loggable(f.request.pretty_url),
-                loggable(f.request.headers.get("origin", "")), loggable(summary, 2000), loggable(decided_by),
+                loggable(f.request.headers.get("origin", "")), loggable(summary, 4000), loggable(decided_by),
             )
 
     # -- commands --------------------------------------------------------------------------------
@@ -548,6 +551,18 @@ class CorsGateway:
             lines += [f"  note: {note}" for note in judged.notes]
         note = flow_note(f, diagnosis, self.browsers)
         return lines + ([f"note: {note}"] if note else [])
+
+
+def page_url(f: http.HTTPFlow) -> str:
+    """The URL the page fetched, as Firefox quotes it: in reverse mode the proxy's own address (mitmproxy
+    has put the upstream's host and port in the request), in regular mode the request's URL."""
+    if not isinstance(f.client_conn.proxy_mode, ReverseMode) or not f.client_conn.sockname:
+        return f.request.pretty_url
+    host, port = f.client_conn.sockname[:2]
+    scheme = "https" if f.client_conn.tls_established else "http"
+    host = f"[{host}]" if ":" in host else host
+    default = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
+    return f"{scheme}://{host}{'' if default else f':{port}'}{f.request.path}"
 
 
 def flow_note(f: http.HTTPFlow, diagnosis: verdict.Diagnosis, browsers: Sequence[str]) -> str:

@@ -28,7 +28,7 @@ characters above U+00FF are taken as UTF-8.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from addon.core.fields import is_token, split_list
@@ -197,17 +197,50 @@ class Diagnosis:
         agree read as one verdict; where they differ, it says which blocks and why."""
         return self._line(tuple(engines))[0]
 
+    def told(self, engines: Sequence[str], url: str, status: int | None = None) -> str:
+        """The blocked-flow line: each of these engines that blocks, in the words its console prints for a
+        request to `url` (the URL the page fetched; Firefox quotes it) answered with `status` ("blocked in
+        Chrome: ...; in Firefox: ... [key]; in Safari: ..."), then "ok in ..." for those that pass. Built
+        each time it is asked, so only for what is logged or shown."""
+        return self._both(tuple(engines), lambda chosen, verdicts: _tell(chosen, verdicts, url, status))
+
     def _line(self, engines: tuple[str, ...]) -> tuple[str, bool]:
         shown = self._shown.get(engines)
         if shown is None:
             mode = 1 if self.credentials else 0
-            pairs = [self.modes(engine) for engine in engines]
-            chosen = _describe(engines, [pair[mode] for pair in pairs])
-            if self.credentials is None:
-                other = _describe(engines, [pair[1] for pair in pairs])
-                chosen = chosen if other == chosen else f"{chosen} (with credentials: {other})"
-            shown = self._shown[engines] = (chosen, any(not pair[mode].ok for pair in pairs))
+            blocked = any(not self.modes(engine)[mode].ok for engine in engines)
+            shown = self._shown[engines] = (self._both(engines, _describe), blocked)
         return shown
+
+    def _both(self, engines: tuple[str, ...], describe: Callable[[tuple[str, ...], list[Verdict]], str]) -> str:
+        """`describe` for the mode the request used, and for the credentialed one too where the mode is
+        unknown and the two read differently."""
+        mode = 1 if self.credentials else 0
+        pairs = [self.modes(engine) for engine in engines]
+        chosen = describe(engines, [pair[mode] for pair in pairs])
+        if self.credentials is None:
+            other = describe(engines, [pair[1] for pair in pairs])
+            chosen = chosen if other == chosen else f"{chosen} (with credentials: {other})"
+        return chosen
+
+
+def _tell(engines: Sequence[str], verdicts: Sequence[Verdict], url: str, status: int | None) -> str:
+    blocked = [(engine, v) for engine, v in zip(engines, verdicts) if not v.ok]
+    if not blocked:
+        return "ok"
+    passing = [engine for engine, v in zip(engines, verdicts) if v.ok]
+    told = "; ".join(f"in {NAMES[engine]}: {_in_words(engine, v, url, status)}" for engine, v in blocked)
+    return f"blocked {told}" + (f"; ok in {engine_names(passing)}" if passing else "")
+
+
+def _in_words(engine: str, v: Verdict, url: str, status: int | None) -> str:
+    """What the engine's console prints: Chrome's text after "... has been blocked by CORS policy: " (its
+    tail depends on the initiator, which a proxy cannot see), Firefox's message and key, WebKit's line."""
+    if engine == "chromium":
+        return v.message
+    key = message_key(v, engine)
+    text = console_text(v, engine=engine, url=url, status=status)
+    return f"{text} [{key}]" if key else text
 
 
 def _describe(engines: Sequence[str], verdicts: Sequence[Verdict]) -> str:

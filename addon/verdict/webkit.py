@@ -5,7 +5,9 @@ Texts as WebKitGTK 2.50.6 wrote them (../shared/notes/browsers.md); the order of
 Source/WebCore/loader/CrossOriginAccessControl.cpp (validatePreflightResponse checks the status
 before the CORS check; passesAccessControlCheck) and CrossOriginPreflightResultCache.cpp. Each line is
 followed by "Fetch API cannot load URL due to access control checks."; they never say "in preflight
-response". A header name is quoted as the page wrote it; a proxy sees it lower-cased.
+response". WebKit quotes a header name as the page wrote it ("Request header field X-Sdk-Date ...");
+the judge keeps the name as the wire carries it in Access-Control-Request-Headers, lower-cased by every
+engine (Fetch Standard), since a proxy never sees the page's spelling: corsgate shows "x-sdk-date".
 """
 
 from __future__ import annotations

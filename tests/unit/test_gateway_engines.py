@@ -65,14 +65,44 @@ def test_engines_not_chosen_do_not_mark_or_log(report, caplog: pytest.LogCapture
     assert not [r for r in caplog.records if r.getMessage().startswith("CORS blocked")]
 
 
-def test_agreeing_engines_read_as_one_verdict(report) -> None:
+FIREFOX_MISSING_ACAO = ("Cross-Origin Request Blocked: The Same Origin Policy disallows reading the remote resource at "
+                        "{url}. (Reason: CORS header ‘Access-Control-Allow-Origin’ missing). Status code: {status}. "
+                        "[CORSMissingAllowOrigin2]")
+
+
+def test_agreeing_engines_read_as_one_verdict_and_log_each_engines_words(report, caplog) -> None:
     addon, tctx = report
+    caplog.set_level(logging.WARNING)
     f = run(addon, flow("GET", "/simple", {"origin": ORIGIN, "cookie": "a=1"}))
-    assert f.comment.startswith("CORS actual: blocked: No 'Access-Control-Allow-Origin' header is present")
+    assert f.metadata["corsgate.verdict"].startswith("blocked: No 'Access-Control-Allow-Origin' header is present")
+    told = ("blocked in Chrome: No 'Access-Control-Allow-Origin' header is present on the requested resource.; "
+            "in Firefox: " + FIREFOX_MISSING_ACAO.format(url=f.request.pretty_url, status=200) + "; "
+            f"in Safari: Origin {ORIGIN} is not allowed by Access-Control-Allow-Origin. Status code: 200")
+    assert f.comment == f"CORS actual: {told}"
+    (logged,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CORS blocked: GET")]
+    assert logged == f"CORS blocked: GET {f.request.pretty_url} from origin {ORIGIN}: {told}"
     tctx.configure(addon, cors_browsers="webkit")
     f = run(addon, flow("GET", "/simple", {"origin": ORIGIN, "cookie": "a=1"}))
-    assert f.comment.startswith(f"CORS actual: blocked: Origin {ORIGIN} is not allowed by "
-                                "Access-Control-Allow-Origin. Status code: 200")
+    assert f.metadata["corsgate.verdict"] == (f"blocked: Origin {ORIGIN} is not allowed by "
+                                              "Access-Control-Allow-Origin. Status code: 200")
+    assert f.comment == (f"CORS actual: blocked in Safari: Origin {ORIGIN} is not allowed by "
+                         "Access-Control-Allow-Origin. Status code: 200")
+
+
+@pytest.mark.parametrize(("tls", "port", "url"), [(False, 8080, "http://127.0.0.1:8080/simple?x=1"),
+                                                  (True, 8443, "https://127.0.0.1:8443/simple?x=1"),
+                                                  (True, 443, "https://127.0.0.1/simple?x=1")])
+def test_firefox_quotes_the_url_the_page_fetched_in_reverse_mode(report, tls: bool, port: int, url: str) -> None:
+    """mitmproxy has put the upstream's address in the request; Firefox names the proxy's, which the page called."""
+    addon, tctx = report
+    tctx.configure(addon, cors_browsers="firefox")
+    f = flow("GET", "/simple?x=1", {"origin": ORIGIN})
+    f.request.host, f.request.port = "192.0.2.1", 9000
+    f.client_conn.proxy_mode = ProxyMode.parse("reverse:http://192.0.2.1:9000")
+    f.client_conn.sockname = ("127.0.0.1", port)
+    f.client_conn.timestamp_tls_setup = 1.0 if tls else None  # what tls_established reads
+    run(addon, f, tutils.tresp(status_code=404, headers=http.Headers(content_type="text/plain")))
+    assert f.comment.startswith("CORS actual: blocked in Firefox: " + FIREFOX_MISSING_ACAO.format(url=url, status=404))
 
 
 def test_explain_lists_each_chosen_engine(report) -> None:

@@ -55,8 +55,8 @@ def make_flows(proxy: Proxy) -> dict[str, str]:
     assert status == 200
     return {
         "flow=ok": "CORS actual: ok",
-        "flow=preflight": "CORS preflight: blocked: Response to preflight request doesn't pass access control check",
-        "flow=outside": "CORS actual: blocked: No 'Access-Control-Allow-Origin' header is present",
+        "flow=preflight": "CORS preflight: blocked in Chrome: Response to preflight request doesn't pass access control check",
+        "flow=outside": "CORS actual: blocked in Chrome: No 'Access-Control-Allow-Origin' header is present",
     }
 
 

@@ -146,6 +146,13 @@ def test_har_pairs_preflights_and_takes_the_origin_from_referer_or_page(tmp_path
     assert len(recording.broken) == 2 and all(b.startswith(f"{har}#") for b in recording.broken)
 
 
+def assert_cli_refuses(tmp_path: Path, path: Path, expected: str) -> None:
+    """cors-learn on a broken input: exit 1, the located message, no traceback, and no policy written."""
+    proc, out = learn_to(tmp_path, path)
+    assert proc.returncode == 1 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("content, expected", [
     (b"hello world", "not a mitmproxy flow file (mitmdump -w) or a HAR file"),
     (b'{"log": {"entries": 3}}', "log.entries: missing or not a list"),
@@ -159,9 +166,7 @@ def test_not_a_recording_is_a_located_error(tmp_path: Path, content: bytes, expe
     with pytest.raises(RecordingError, match="^" + str(path)) as raised:
         list(read([path]))
     assert expected in str(raised.value)
-    proc, out = learn_to(tmp_path, path)
-    assert proc.returncode == 1 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
-    assert not out.exists()
+    assert_cli_refuses(tmp_path, path, expected)
 
 
 def test_har_entries_are_read_one_at_a_time_in_any_member_order(tmp_path: Path) -> None:
@@ -194,9 +199,7 @@ def test_a_har_broken_after_its_first_entries_is_a_located_error(tmp_path: Path,
     with pytest.raises(RecordingError, match=r"^" + str(path) + ":") as raised:
         list(read([path]))
     assert expected in str(raised.value)
-    proc, out = learn_to(tmp_path, path)
-    assert proc.returncode == 1 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
-    assert not out.exists()
+    assert_cli_refuses(tmp_path, path, expected)
 
 
 def test_truncated_flow_file_names_the_flow_and_offset(tmp_path: Path) -> None:
